@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright: tfe.audit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # The connection options shared by every tfe.audit module (argument spec: module_utils/_module.py).
+    DOCUMENTATION = r"""
+options:
+  hostname:
+    description:
+      - The HCP Terraform host to talk to, as V(host), V(host:port) or a URL with V(https://).
+      - V(http://) is accepted for local testing; the module warns when it points anywhere but loopback.
+      - The API base is C(<scheme>://<host>/api/v2/).
+      - If not set, the environment variable E(TFE_HOSTNAME) is used, then E(TFE_ADDRESS).
+      - For any host other than V(app.terraform.io) and V(app.eu.terraform.io) the module first asks
+        C(GET /api/v2/ping) which platform it is, and refuses to act on Terraform Enterprise.
+    type: str
+    default: app.terraform.io
+    aliases: [tfe_address, address]
+  token:
+    description:
+      - The API token used to authenticate (a user token of an owners-team member, or an organization token).
+      - If not set, E(TFE_TOKEN) is used, then Terraform CLI's E(TF_TOKEN_<host>) (dots as underscores,
+        hyphens as double underscores, for example E(TF_TOKEN_app_terraform_io)), then a C(credentials)
+        block for the host in the Terraform CLI configuration (E(TF_CLI_CONFIG_FILE), else C(~/.terraformrc))
+        or in C(~/.terraform.d/credentials.tfrc.json), as Terraform does.
+      - Never printed, in results, diffs, warnings or errors.
+    type: str
+    aliases: [tfe_token]
+  validate_certs:
+    description:
+      - Whether to validate the server's TLS certificate.
+      - If not set, a true value of E(TFE_SSL_SKIP_VERIFY) disables validation; otherwise V(true).
+    type: bool
+    aliases: [tfe_verify_tls]
+  ca_path:
+    description:
+      - A CA bundle (PEM file) to validate the server's certificate with.
+      - If not set, C(requests) uses E(REQUESTS_CA_BUNDLE) when set, else its own bundle.
+    type: path
+    aliases: [tfe_ca_bundle]
+  timeout:
+    description:
+      - Seconds to wait for the server to connect and to answer, for each attempt.
+    type: float
+    default: 30
+  max_retries:
+    description:
+      - How many times a request is retried after a rate limit (HTTP 429, waiting as C(Retry-After) or
+        C(X-RateLimit-Reset) say), a 502, 503 or 504, or a connection error (exponential backoff with jitter).
+      - Waits add up to at most 60 seconds per request. V(0) disables retries.
+    type: int
+    default: 5
+  allow_unverified_platform:
+    description:
+      - Go on when C(GET /api/v2/ping) cannot establish that the host is HCP Terraform (for example a
+        proxy that strips the C(TFP-AppName) header), with a warning.
+      - Never overrides a host that says it is Terraform Enterprise, where audit trail tokens do not exist
+        and the same request would act on the organization's regular API token.
+    type: bool
+    default: false
+requirements:
+  - requests >= 2.25
+notes:
+  - Module defaults for all modules of this collection can be set with the action group
+    C(group/tfe.audit.tfe) in C(module_defaults).
+"""

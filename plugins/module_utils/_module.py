@@ -1,0 +1,339 @@
+# -*- coding: utf-8 -*-
+# Copyright: tfe.audit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Shared argument spec, option resolution and the module wrapper of the tfe.audit modules.
+
+Private to the collection (leading underscore): free to change between releases.
+The options are documented once, in the ``tfe.audit.connection`` doc fragment.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import json
+import os
+import re
+from datetime import datetime, timedelta
+
+try:
+    from datetime import timezone
+
+    UTC = timezone.utc
+except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
+    UTC = None
+
+try:
+    from urllib.parse import urlsplit
+except ImportError:  # pragma: no cover
+    from urlparse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.tfe.audit.plugins.module_utils._client import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    TfeClient,
+    TfeError,
+)
+
+DEFAULT_HOSTNAME = "app.terraform.io"
+
+
+def connection_argument_spec():
+    """The connection options every module accepts (docs: ``tfe.audit.connection`` fragment)."""
+    return dict(
+        hostname=dict(type="str", default=DEFAULT_HOSTNAME, aliases=["tfe_address", "address"],
+                      fallback=(env_fallback, ["TFE_HOSTNAME", "TFE_ADDRESS"])),
+        token=dict(type="str", no_log=True, aliases=["tfe_token"], fallback=(env_fallback, ["TFE_TOKEN"])),
+        validate_certs=dict(type="bool", aliases=["tfe_verify_tls"]),
+        ca_path=dict(type="path", aliases=["tfe_ca_bundle"]),
+        timeout=dict(type="float", default=30),
+        max_retries=dict(type="int", default=5),
+        allow_unverified_platform=dict(type="bool", default=False),
+    )
+
+
+def organization_argument_spec():
+    return dict(organization=dict(type="str", fallback=(env_fallback, ["TFE_ORGANIZATION"])))
+
+
+class OptionError(Exception):
+    """Bad input, found before any API call. The message names the option and shows a valid example."""
+
+
+# -- values ------------------------------------------------------------------------------------
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_DURATION = re.compile(r"^(?:\d+[wdhms])+$")
+_DURATION_PART = re.compile(r"(\d+)([wdhms])")
+_DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_ORGANIZATION = re.compile(r"^[^/\s]+$")
+
+
+def utcnow():
+    return datetime.now(UTC)
+
+
+def parse_rfc3339(value, option="expired_at"):
+    """Parse an RFC 3339 date-time with an offset (or ``Z``) into an aware UTC ``datetime``, to the second."""
+    example = "%s: '2030-12-31T23:59:59Z'" % option
+    text = str(value).strip()
+    match = _RFC3339.match(text)
+    if not match:
+        raise OptionError("%s must be an RFC 3339 date-time with a time zone offset or Z, got %r; for example %s"
+                          % (option, text, example))
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    offset = match.group(8).upper()
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError as exc:
+        raise OptionError("%s %r is not a real date-time (%s); for example %s" % (option, text, exc, example))
+    if offset != "Z":
+        sign = 1 if offset[0] == "+" else -1
+        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        if hours > 23 or minutes > 59:
+            raise OptionError("%s %r has an invalid offset; for example %s" % (option, text, example))
+        moment -= sign * timedelta(hours=hours, minutes=minutes)
+    return moment
+
+
+def format_rfc3339(moment):
+    """UTC, to the second, as HCP Terraform writes it: ``2030-12-31T23:59:59.000Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def parse_api_time(value):
+    """A timestamp from the API (``2028-01-05T10:11:12.000Z``), or ``None``; never raises on junk."""
+    if not value:
+        return None
+    try:
+        return parse_rfc3339(value, option="API timestamp")
+    except OptionError:
+        return None
+
+
+def parse_duration(value, option):
+    """``90d``, ``12h``, ``2w``, ``1d12h`` into a positive ``timedelta``."""
+    text = str(value).strip().lower()
+    if not _DURATION.match(text):
+        raise OptionError("%s must be a duration such as 90d, 12h, 2w or 1d12h (units w, d, h, m, s), got %r; "
+                          "for example %s: 90d" % (option, str(value), option))
+    seconds = sum(int(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text))
+    if seconds <= 0:
+        raise OptionError("%s must be longer than zero, got %r; for example %s: 90d" % (option, str(value), option))
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise OptionError("%s %r is too long; for example %s: 90d" % (option, str(value), option))
+
+
+def validate_organization(value):
+    if value is None or not str(value).strip():
+        raise OptionError("organization is required: set organization (for example organization: my-org) "
+                          "or the TFE_ORGANIZATION environment variable")
+    if not _ORGANIZATION.match(value):
+        raise OptionError("organization %r is not a valid organization name (no '/' or white space); "
+                          "for example organization: my-org" % value)
+    return value
+
+
+def parse_hostname(value):
+    """``host``, ``host:port`` or ``http(s)://host[:port]`` into ``(base_url, host, credentials_host)``."""
+    text = str(value or "").strip()
+    example = "for example hostname: app.terraform.io, tfe.example.com:8443 or https://app.eu.terraform.io"
+    if "://" in text:
+        scheme, rest = text.split("://", 1)
+        scheme = scheme.lower()
+        if scheme not in ("https", "http"):
+            raise OptionError("hostname %r has the scheme %r; use https:// (or http:// for local testing); %s"
+                              % (text, scheme, example))
+    else:
+        scheme, rest = "https", text
+    rest = rest.rstrip("/")
+    if not rest or any(char in rest for char in "/?#@ \t"):
+        raise OptionError("hostname %r must be a host, host:port or a URL without a path; %s" % (text, example))
+    try:
+        parts = urlsplit("%s://%s" % (scheme, rest))
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:
+        raise OptionError("hostname %r is not valid (%s); %s" % (text, exc, example))
+    if not host:
+        raise OptionError("hostname %r has no host; %s" % (text, example))
+    netloc = rest.lower()
+    default_port = 443 if scheme == "https" else 80
+    bracketed = "[%s]" % host if ":" in host else host
+    credentials_host = bracketed if port in (None, default_port) else "%s:%s" % (bracketed, port)
+    return "%s://%s" % (scheme, netloc), host, credentials_host
+
+
+def is_loopback(host):
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# -- credentials, as Terraform finds them -----------------------------------------------------
+
+_CLI_CREDENTIALS = re.compile(r'credentials\s+"([^"]+)"\s*\{[^}]*?\btoken\s*=\s*"([^"]*)"', re.S)
+
+
+def terraform_token_env_name(host):
+    """``TF_TOKEN_app_terraform_io``: Terraform CLI's variable for a host (dots as underscores,
+    hyphens as double underscores)."""
+    return "TF_TOKEN_" + host.replace("-", "__").replace(".", "_")
+
+
+def find_terraform_token(credentials_host, environ=None, home=None):
+    """The token Terraform would use for the host, or ``None``.
+
+    ``TF_TOKEN_<host>``, then ``credentials`` blocks of the CLI config (``TF_CLI_CONFIG_FILE``,
+    else ``~/.terraformrc``), then ``~/.terraform.d/credentials.tfrc.json``.
+    """
+    environ = os.environ if environ is None else environ
+    home = os.path.expanduser("~") if home is None else home
+    if ":" not in credentials_host:
+        for name in (terraform_token_env_name(credentials_host), "TF_TOKEN_" + credentials_host.replace(".", "_")):
+            if environ.get(name):
+                return environ[name]
+    cli_config = environ.get("TF_CLI_CONFIG_FILE") or os.path.join(home, ".terraformrc")
+    try:
+        with open(cli_config) as handle:
+            for host, token in _CLI_CREDENTIALS.findall(handle.read()):
+                if host.lower() == credentials_host and token:
+                    return token
+    except (IOError, OSError):
+        pass
+    try:
+        with open(os.path.join(home, ".terraform.d", "credentials.tfrc.json")) as handle:
+            credentials = json.load(handle).get("credentials") or {}
+        token = (credentials.get(credentials_host) or {}).get("token")
+        if token:
+            return token
+    except (IOError, OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+class Connection:
+    """Resolved and validated connection options."""
+
+    def __init__(self, params, environ=None, home=None):
+        environ = os.environ if environ is None else environ
+        self.base_url, self.host, credentials_host = parse_hostname(params.get("hostname"))
+        self.hostname = credentials_host
+        self.plain_http_remote = self.base_url.startswith("http://") and not is_loopback(self.host)
+
+        self.token = params.get("token") or find_terraform_token(credentials_host, environ, home)
+        if not self.token:
+            raise OptionError(
+                "No API token for %s: set token (for example token: \"{{ lookup('ansible.builtin.env', "
+                "'TFE_TOKEN') }}\"), the TFE_TOKEN or %s environment variable, or a Terraform credentials "
+                "block for %s" % (credentials_host, terraform_token_env_name(credentials_host.split(":")[0]),
+                                  credentials_host))
+
+        validate_certs = params.get("validate_certs")
+        if validate_certs is None:
+            skip = environ.get("TFE_SSL_SKIP_VERIFY")
+            try:
+                validate_certs = not boolean(skip) if skip not in (None, "") else True
+            except TypeError:
+                raise OptionError("TFE_SSL_SKIP_VERIFY=%r is not a boolean; use true or false (or set "
+                                  "validate_certs: true)" % skip)
+        ca_path = params.get("ca_path")
+        if ca_path and not os.path.isfile(ca_path):
+            raise OptionError("ca_path %r is not a file; for example ca_path: /etc/pki/tls/certs/my-ca.pem" % ca_path)
+        self.verify = ca_path if (validate_certs and ca_path) else bool(validate_certs)
+
+        self.timeout = params.get("timeout")
+        if self.timeout is None or self.timeout <= 0:
+            raise OptionError("timeout must be a positive number of seconds, got %r; for example timeout: 30"
+                              % self.timeout)
+        self.max_retries = params.get("max_retries")
+        if self.max_retries is None or self.max_retries < 0:
+            raise OptionError("max_retries must be 0 or more, got %r; for example max_retries: 5" % self.max_retries)
+        self.allow_unverified_platform = bool(params.get("allow_unverified_platform"))
+
+    def client(self, warn=None):
+        return TfeClient(
+            self.base_url, self.token, verify=self.verify, timeout=self.timeout, max_retries=self.max_retries,
+            hostname=self.host, allow_unverified_platform=self.allow_unverified_platform, warn=warn)
+
+
+class TfeModule:
+    """``AnsibleModule`` with the connection options merged in and one place that turns errors into ``fail_json``.
+
+    Bad input fails in the constructor (before any API call); modules add their own checks
+    through :meth:`option` and :meth:`fail_option`.
+    """
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = connection_argument_spec()
+        spec.update(argument_spec)
+        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        self.params = self.module.params
+        self.check_mode = self.module.check_mode
+        if not HAS_REQUESTS:
+            self.module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
+        try:
+            self.connection = Connection(self.params)
+        except OptionError as exc:
+            self.fail_option(exc)
+        # A token found in Terraform's credentials is as secret as the option; censor it the same way.
+        self.module.no_log_values.add(self.connection.token)
+        if self.connection.plain_http_remote:
+            self.module.warn("hostname %s uses plain http to a host that is not loopback: the API token "
+                             "travels unencrypted. Use https://." % self.connection.base_url)
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self.connection.client(warn=self.module.warn)
+        return self._client
+
+    def option(self, parse, *args):
+        """Run a validator/parser; on :class:`OptionError` fail before any API call."""
+        try:
+            return parse(*args)
+        except OptionError as exc:
+            self.fail_option(exc)
+
+    def fail_option(self, exc):
+        self.module.fail_json(msg=str(exc))
+
+    def fail_api(self, exc, action, organization=None, **result):
+        """Turn a :class:`TfeError` into ``fail_json`` with words a person can act on."""
+        where = " for organization %r" % organization if organization else ""
+        if exc.status == 401:
+            msg = ("Cannot %s%s: the API token is missing or invalid (HTTP 401 from %s). Check token / "
+                   "TFE_TOKEN." % (action, where, self.connection.base_url))
+        elif exc.status == 404 and exc.method == "POST":
+            msg = ("Cannot %s%s (HTTP 404): the organization does not exist, the API token has no permission "
+                   "to manage its audit trail token (an owners-team or organization token is needed), or the "
+                   "organization lacks the audit-logging entitlement (HCP Terraform Business tier)."
+                   % (action, where))
+        elif exc.status in (415, 422, 400):
+            msg = "Cannot %s%s: the API rejected the request (HTTP %s): %s" % (
+                action, where, exc.status, exc.details or str(exc))
+        elif exc.status == 429:
+            msg = ("Cannot %s%s: still rate limited (HTTP 429) after %s retries; try again later or raise "
+                   "max_retries." % (action, where, self.connection.max_retries))
+        elif exc.status is not None and exc.status >= 500:
+            msg = "Cannot %s%s: HCP Terraform answered HTTP %s after %s retries (%s). Try again later." % (
+                action, where, exc.status, self.connection.max_retries, exc.details or str(exc))
+        else:
+            msg = "Cannot %s%s: %s" % (action, where, exc)
+        error = dict(status=exc.status, kind=exc.kind, method=exc.method, path=exc.path, errors=exc.errors)
+        self.module.fail_json(msg=msg, error=error, **result)
+
+    def exit_json(self, **result):
+        self.module.exit_json(**result)

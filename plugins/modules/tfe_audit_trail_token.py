@@ -1,0 +1,292 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: tfe.audit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: tfe_audit_trail_token
+short_description: Create, rotate and delete the audit trail token of an HCP Terraform organization
+version_added: 0.1.0
+description:
+  - Makes sure an HCP Terraform organization has (or does not have) an audit trail token, the credential
+    a SIEM uses to read the organization's audit trail.
+  - Idempotent, unlike the Terraform provider's C(tfe_audit_trail_token), which fails with
+    "already exists": an existing token is kept unless O(force_regenerate), a different O(expired_at),
+    or O(rotate_before) says it must be replaced.
+  - The secret can be read only once, from the run that generates it; it is returned in RV(token) and the
+    task's output is then hidden (as with C(no_log)), so it never reaches the screen or a log while
+    C(register) still receives it.
+  - Refuses to act on Terraform Enterprise, where the same request would regenerate or revoke the
+    organization's regular API token.
+author:
+  - tfe.audit contributors
+extends_documentation_fragment:
+  - tfe.audit.connection
+attributes:
+  check_mode:
+    support: full
+    description: Reads happen; nothing is created or deleted; RV(changed) is what a real run would report; no RV(token).
+  diff_mode:
+    support: full
+    description: Shows the token's metadata (never the secret) before and after.
+  action_group:
+    description: Use C(group/tfe.audit.tfe) in C(module_defaults) to set the connection options once.
+    support: full
+    membership:
+      - tfe.audit.tfe
+options:
+  organization:
+    description:
+      - Name of the organization.
+      - If not set, the environment variable E(TFE_ORGANIZATION) is used.
+    type: str
+  state:
+    description:
+      - V(present) makes sure a token exists (creating or regenerating it as the other options decide).
+      - V(absent) deletes the token if there is one.
+    type: str
+    choices: [present, absent]
+    default: present
+  force_regenerate:
+    description:
+      - Generate a new token on every run, even if one exists. The old token stops working at once.
+      - The task then always reports a change.
+    type: bool
+    default: false
+  expired_at:
+    description:
+      - When the token expires, as an RFC 3339 date-time with a time zone offset or V(Z),
+        for example V(2030-12-31T23:59:59Z). It is normalised to UTC and must lie in the future.
+      - An existing token whose expiry differs (compared to the second) is regenerated, because
+        the expiry of a token cannot be changed.
+      - Mutually exclusive with O(lifetime). Without either, HCP Terraform applies its default (two years).
+    type: str
+  lifetime:
+    description:
+      - The lifetime of a token generated in this run, as a duration such as V(90d), V(12h), V(2w) or V(1d12h)
+        (units V(w), V(d), V(h), V(m), V(s)); its expiry is then the time of the run plus O(lifetime).
+      - O(lifetime) never causes a regeneration by itself; use O(rotate_before) to rotate.
+      - Mutually exclusive with O(expired_at).
+    type: str
+  rotate_before:
+    description:
+      - Regenerate the token when it expires within this duration (for example V(30d)), or has already expired.
+      - Combine with O(lifetime) for rotation, for example O(lifetime=90d) and O(rotate_before=30d) in a daily
+        job gives a new token every 60 days.
+    type: str
+seealso:
+  - module: tfe.audit.tfe_audit_trail_token_info
+  - name: Audit trail tokens API
+    description: The HCP Terraform API this module calls.
+    link: https://developer.hashicorp.com/terraform/cloud-docs/api-docs/audit-trails-tokens
+"""
+
+EXAMPLES = r"""
+- name: Make sure the organization has an audit trail token
+  tfe.audit.tfe_audit_trail_token:
+    organization: my-org
+  register: audit_token
+
+- name: Keep the new secret (only set when a token was generated in this run)
+  ansible.builtin.set_fact:
+    siem_token: "{{ audit_token.token }}"
+  no_log: true
+  when: audit_token.token is defined
+
+- name: Rotate every 60 days with a 90-day lifetime (run daily)
+  tfe.audit.tfe_audit_trail_token:
+    organization: my-org
+    lifetime: 90d
+    rotate_before: 30d
+
+- name: A token that expires at a fixed time
+  tfe.audit.tfe_audit_trail_token:
+    organization: my-org
+    expired_at: "2030-12-31T23:59:59Z"
+
+- name: Replace the token now (the old one stops working)
+  tfe.audit.tfe_audit_trail_token:
+    organization: my-org
+    force_regenerate: true
+
+- name: Remove the token
+  tfe.audit.tfe_audit_trail_token:
+    organization: my-org
+    state: absent
+
+- name: Connection options once, for every module of the collection
+  module_defaults:
+    group/tfe.audit.tfe:
+      hostname: app.eu.terraform.io
+      token: "{{ vault_tfe_api_token }}"
+  block:
+    - name: Ensure the token
+      tfe.audit.tfe_audit_trail_token:
+        organization: my-org
+"""
+
+RETURN = r"""
+token:
+  description:
+    - The new secret. Only returned when a token was generated in this run (never in check mode).
+    - The task's output is hidden whenever this is returned; keep it in a vault, not in a plain variable file.
+  returned: when a token was generated
+  type: str
+  sample: ABCDEFGHIJKLMN.atlasv1.redacted
+id:
+  description: The token's id. V(null) in check mode when a token would be generated.
+  returned: when O(state=present)
+  type: str
+  sample: at-sjt83qTw3GZatuPm
+organization:
+  description: The organization.
+  returned: always
+  type: str
+  sample: my-org
+created_at:
+  description: When the token was created.
+  returned: when O(state=present)
+  type: str
+  sample: "2026-01-05T10:11:12.075Z"
+expired_at:
+  description: When the token expires (V(null) if it never does, or in check mode when the server will choose).
+  returned: when O(state=present)
+  type: str
+  sample: "2028-01-05T10:11:12.000Z"
+last_used_at:
+  description: When the token was last used, or V(null).
+  returned: when O(state=present)
+  type: str
+  sample: "2026-02-01T08:00:00.000Z"
+operation:
+  description: What the run did (or, in check mode, would do).
+  returned: always
+  type: str
+  choices: [create, regenerate, delete, none]
+  sample: create
+reason:
+  description: Why, in words, for example C(the token expires within rotate_before (30d)).
+  returned: always
+  type: str
+  sample: no audit trail token exists
+"""
+
+from datetime import timedelta
+
+from ansible_collections.tfe.audit.plugins.module_utils._client import TfeError
+from ansible_collections.tfe.audit.plugins.module_utils._module import (
+    OptionError,
+    TfeModule,
+    format_rfc3339,
+    organization_argument_spec,
+    parse_api_time,
+    parse_duration,
+    parse_rfc3339,
+    utcnow,
+    validate_organization,
+)
+
+METADATA = ("id", "created_at", "expired_at", "last_used_at")
+
+
+def parse_options(params, now):
+    """Validate the module's own options before any API call. Raises ``OptionError``."""
+    options = dict(organization=validate_organization(params["organization"]), expired_at=None,
+                   lifetime=None, rotate_before=None)
+    if params["expired_at"] is not None:
+        options["expired_at"] = parse_rfc3339(params["expired_at"])
+        if options["expired_at"] <= now:
+            raise OptionError("expired_at %r is not in the future; give a later RFC 3339 date-time, for example "
+                              "expired_at: '%s'" % (params["expired_at"], format_rfc3339(now.replace(year=now.year + 1))))
+    for option in ("lifetime", "rotate_before"):
+        if params[option] is not None:
+            options[option] = parse_duration(params[option], option)
+    if options["lifetime"] is not None and options["lifetime"] > timedelta(days=365 * 100):
+        raise OptionError("lifetime %r is longer than 100 years; for example lifetime: 90d" % params["lifetime"])
+    return options
+
+
+def decide(current, state, force_regenerate, expired_at, rotate_before, now):
+    """What to do, and why: ``(operation, reason)`` with operation one of create/regenerate/delete/none."""
+    if state == "absent":
+        return ("delete", "state is absent and a token exists") if current else ("none", "no token exists")
+    if current is None:
+        return "create", "no audit trail token exists"
+    if force_regenerate:
+        return "regenerate", "force_regenerate is true"
+    current_expiry = parse_api_time(current.get("expired_at"))
+    if expired_at is not None and current_expiry != expired_at:
+        return "regenerate", "expired_at differs from the token's expiry (%s)" % current.get("expired_at")
+    if rotate_before is not None and current_expiry is not None and current_expiry - now <= rotate_before:
+        if current_expiry <= now:
+            return "regenerate", "the token expired at %s" % current.get("expired_at")
+        return "regenerate", "the token expires at %s, within rotate_before" % current.get("expired_at")
+    return "none", "the token exists and nothing asks for a new one"
+
+
+def _metadata(token):
+    return dict((key, (token or {}).get(key)) for key in METADATA)
+
+
+def main():
+    tfe = TfeModule(
+        argument_spec=dict(
+            organization_argument_spec(),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            force_regenerate=dict(type="bool", default=False),
+            expired_at=dict(type="str"),
+            lifetime=dict(type="str"),
+            rotate_before=dict(type="str"),
+        ),
+        mutually_exclusive=[("expired_at", "lifetime")],
+        supports_check_mode=True,
+    )
+    params = tfe.params
+    now = utcnow()
+    options = tfe.option(parse_options, params, now)
+    organization = options["organization"]
+    state = params["state"]
+
+    step = "read the audit trail token"
+    try:
+        current = tfe.client.read_audit_trail_token(organization)
+        operation, reason = decide(current, state, params["force_regenerate"], options["expired_at"],
+                                   options["rotate_before"], now)
+        result = dict(changed=operation != "none", operation=operation, reason=reason, organization=organization)
+        before = dict(organization=organization, state="present" if current else "absent", **_metadata(current))
+
+        after_token = current
+        if operation in ("create", "regenerate"):
+            step = "%s the audit trail token" % operation
+            expiry = options["expired_at"] or (now + options["lifetime"] if options["lifetime"] else None)
+            if tfe.check_mode:
+                after_token = dict(expired_at=format_rfc3339(expiry) if expiry else None)
+            else:
+                after_token = tfe.client.create_audit_trail_token(
+                    organization, format_rfc3339(expiry) if expiry else None)
+                result["token"] = after_token["token"]
+        elif operation == "delete":
+            step = "delete the audit trail token"
+            after_token = None
+            if not tfe.check_mode and not tfe.client.delete_audit_trail_token(organization):
+                result.update(changed=False, operation="none", reason="the token was already gone")
+    except TfeError as exc:
+        tfe.fail_api(exc, step, organization)
+
+    if state == "present":
+        result.update(_metadata(after_token))
+        expiry = parse_api_time(result["expired_at"])
+        if operation == "none" and expiry is not None and expiry <= now:
+            tfe.module.warn("The audit trail token of %s expired at %s; set rotate_before (for example 30d) or "
+                            "force_regenerate to replace it." % (organization, result["expired_at"]))
+    after = dict(organization=organization, state=state, **_metadata(after_token))
+    result["diff"] = dict(before=before, after=after)
+    tfe.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
