@@ -27,12 +27,12 @@ try:
     import requests
     from requests.adapters import HTTPAdapter
     from requests.auth import AuthBase
-    from urllib3.exceptions import MaxRetryError
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, TimeoutError as Urllib3Timeout
     from urllib3.util.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised by the module's missing_required_lib path
     REQUESTS_IMPORT_ERROR = exc
     HTTPAdapter = AuthBase = Retry = object
-    MaxRetryError = Exception
+    MaxRetryError = NewConnectionError = Urllib3Timeout = Exception
 
 HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
 
@@ -259,7 +259,11 @@ class TfeClient:
                 "TLS error talking to %s: %s. Set ca_path to the CA bundle that signed the server's "
                 "certificate (or validate_certs: false, for testing only)." % (self.base_url, _root_cause(exc)),
                 method=method, path=path, kind="tls")
-        except requests.exceptions.Timeout as exc:
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            if not isinstance(exc, requests.exceptions.Timeout) and not _timed_out(exc):
+                raise TfeError(
+                    "Cannot reach %s (%s %s): %s. Check hostname and the network."
+                    % (self.base_url, method, path, _root_cause(exc)), method=method, path=path, kind="network")
             raise TfeError(
                 "%s %s timed out after %ss (retries included): %s. Raise timeout or check the network."
                 % (method, path, self.timeout, _root_cause(exc)), method=method, path=path, kind="timeout")
@@ -385,6 +389,12 @@ class TfeClient:
             params["since"] = since
         response = self.request("GET", path, params=params, accept="application/json")
         return self._check(response, "GET", path, (200,))
+
+
+def _timed_out(exc):
+    """Whether a requests ``ConnectionError`` wraps a read timeout (how retries exhausted by timeouts end)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, Urllib3Timeout) and not isinstance(reason, NewConnectionError)
 
 
 def _root_cause(exc):

@@ -1,0 +1,167 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Option resolution: hostname forms, where the token comes from, TLS settings, value parsers."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.tfe.audit.plugins.module_utils._client import decode_jsonapi_errors
+from ansible_collections.tfe.audit.plugins.module_utils._module import (
+    UTC,
+    Connection,
+    OptionError,
+    find_terraform_token,
+    format_rfc3339,
+    parse_duration,
+    parse_hostname,
+    parse_rfc3339,
+)
+
+
+def connection(environ=None, home="/nonexistent", **params):
+    base = dict(hostname="app.terraform.io", token=None, validate_certs=None, ca_path=None, timeout=30,
+                max_retries=5, allow_unverified_platform=False)
+    base.update(params)
+    return Connection(base, environ=environ or {}, home=home)
+
+
+@pytest.mark.parametrize("value, base_url, credentials_host", [
+    ("app.terraform.io", "https://app.terraform.io", "app.terraform.io"),
+    ("App.Terraform.IO", "https://app.terraform.io", "app.terraform.io"),
+    ("https://app.eu.terraform.io/", "https://app.eu.terraform.io", "app.eu.terraform.io"),
+    ("tfe.example.com:8443", "https://tfe.example.com:8443", "tfe.example.com:8443"),
+    ("https://tfe.example.com:443", "https://tfe.example.com:443", "tfe.example.com"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080", "127.0.0.1:8080"),
+    ("[::1]:8443", "https://[::1]:8443", "[::1]:8443"),
+])
+def test_hostname_forms(value, base_url, credentials_host):
+    parsed = parse_hostname(value)
+    assert parsed[0] == base_url and parsed[2] == credentials_host
+
+
+@pytest.mark.parametrize("value", ["", "ftp://host", "host/path", "https://host/api/v2", "host:notaport",
+                                   "user@host", "https://", "host?x=1"])
+def test_bad_hostnames_name_the_option_and_show_an_example(value):
+    with pytest.raises(OptionError) as info:
+        parse_hostname(value)
+    assert "hostname" in str(info.value) and "for example" in str(info.value)
+
+
+def test_token_option_wins():
+    env = {"TF_TOKEN_app_terraform_io": "from-env"}
+    assert connection(environ=env, token="from-option").token == "from-option"
+
+
+def test_tf_token_host_variable():
+    assert connection(environ={"TF_TOKEN_app_terraform_io": "from-env"}).token == "from-env"
+    env = {"TF_TOKEN_my__tfe_example_com": "hyphen"}
+    assert connection(environ=env, hostname="my-tfe.example.com").token == "hyphen"
+
+
+def test_cli_config_block_then_credentials_json(tmp_path):
+    (tmp_path / ".terraform.d").mkdir()
+    (tmp_path / ".terraform.d" / "credentials.tfrc.json").write_text(json.dumps(
+        {"credentials": {"app.terraform.io": {"token": "from-json"}, "tfe.example.com:8443": {"token": "port"}}}))
+    assert connection(home=str(tmp_path)).token == "from-json"
+    assert connection(home=str(tmp_path), hostname="tfe.example.com:8443").token == "port"
+    (tmp_path / ".terraformrc").write_text('plugin_cache_dir = "x"\ncredentials "app.terraform.io" {\n'
+                                           '  token = "from-cli-config"\n}\n')
+    assert connection(home=str(tmp_path)).token == "from-cli-config"
+    other = tmp_path / "other.tfrc"
+    other.write_text('credentials "app.terraform.io" { token = "from-tf-cli-config-file" }')
+    assert connection(home=str(tmp_path), environ={"TF_CLI_CONFIG_FILE": str(other)}).token == \
+        "from-tf-cli-config-file"
+
+
+def test_no_token_anywhere_says_where_to_put_one():
+    with pytest.raises(OptionError) as info:
+        connection()
+    for place in ("token", "TFE_TOKEN", "TF_TOKEN_app_terraform_io", "credentials"):
+        assert place in str(info.value)
+
+
+def test_corrupt_credentials_file_is_ignored(tmp_path):
+    (tmp_path / ".terraform.d").mkdir()
+    (tmp_path / ".terraform.d" / "credentials.tfrc.json").write_text("{not json")
+    assert find_terraform_token("app.terraform.io", {}, str(tmp_path)) is None
+
+
+@pytest.mark.parametrize("skip, verify", [(None, True), ("true", False), ("1", False), ("false", True)])
+def test_tfe_ssl_skip_verify(skip, verify):
+    env = {} if skip is None else {"TFE_SSL_SKIP_VERIFY": skip}
+    assert connection(environ=env, token="t").verify is verify
+
+
+def test_bad_tfe_ssl_skip_verify_is_an_error():
+    with pytest.raises(OptionError) as info:
+        connection(environ={"TFE_SSL_SKIP_VERIFY": "perhaps"}, token="t")
+    assert "TFE_SSL_SKIP_VERIFY" in str(info.value)
+
+
+def test_validate_certs_option_beats_environment():
+    assert connection(environ={"TFE_SSL_SKIP_VERIFY": "true"}, token="t", validate_certs=True).verify is True
+
+
+def test_ca_path_becomes_verify(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert connection(token="t", ca_path=str(ca)).verify == str(ca)
+    assert connection(token="t", ca_path=str(ca), validate_certs=False).verify is False
+
+
+def test_plain_http_is_flagged_only_off_loopback():
+    assert not connection(token="t", hostname="http://127.0.0.1:1").plain_http_remote
+    assert not connection(token="t", hostname="http://localhost:1").plain_http_remote
+    assert connection(token="t", hostname="http://tfe.example.com").plain_http_remote
+
+
+# -- parsers: examples and properties -----------------------------------------------------------
+
+
+def test_rfc3339_normalises_to_utc():
+    assert format_rfc3339(parse_rfc3339("2030-06-01T02:30:00+02:30")) == "2030-06-01T00:00:00.000Z"
+    assert format_rfc3339(parse_rfc3339("2030-06-01t00:00:00.999z")) == "2030-06-01T00:00:00.000Z"
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC)))
+def test_rfc3339_round_trips_to_the_second(moment):
+    assert parse_rfc3339(format_rfc3339(moment)) == moment.replace(microsecond=0)
+
+
+@given(st.text(max_size=40))
+def test_rfc3339_parser_raises_only_option_error(text):
+    try:
+        result = parse_rfc3339(text)
+    except OptionError as exc:
+        assert "expired_at" in str(exc)
+    else:
+        assert result.tzinfo is not None
+
+
+@given(st.integers(min_value=1, max_value=10 ** 6), st.sampled_from("wdhms"))
+def test_duration_units(number, unit):
+    seconds = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}[unit]
+    assert parse_duration("%d%s" % (number, unit), "lifetime") == timedelta(seconds=number * seconds)
+
+
+@given(st.text(max_size=30))
+def test_duration_parser_raises_only_option_error(text):
+    try:
+        assert parse_duration(text, "rotate_before") > timedelta(0)
+    except OptionError as exc:
+        assert "rotate_before" in str(exc)
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                    lambda children: st.lists(children) | st.dictionaries(st.text(), children), max_leaves=20))
+def test_jsonapi_error_decoder_never_raises(document):
+    texts = decode_jsonapi_errors({"errors": document}) + decode_jsonapi_errors(document)
+    assert all(isinstance(text, str) for text in texts)

@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""tfe_audit_trail_token: the decision table, input validation and whole runs against the emulator."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from ansible_collections.tfe.audit.plugins.module_utils._module import UTC, format_rfc3339
+from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_token as module
+from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token import decide
+from ansible_collections.tfe.audit.tests.unit.plugins.modules.module_runner import run_module
+
+TOKEN = "admin-token-for-tests"
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+def token_expiring(at):
+    return {"id": "at-1", "expired_at": format_rfc3339(at) if at else None}
+
+
+# -- decide(): one row per rule ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("current, kwargs, expected", [
+    (None, {}, "create"),
+    (token_expiring(NOW + timedelta(days=400)), {}, "none"),
+    (token_expiring(NOW + timedelta(days=400)), {"force_regenerate": True}, "regenerate"),
+    (token_expiring(NOW + timedelta(days=400)), {"expired_at": NOW + timedelta(days=400)}, "none"),
+    (token_expiring(NOW + timedelta(days=400)), {"expired_at": NOW + timedelta(days=400, seconds=1)}, "regenerate"),
+    (token_expiring(None), {"expired_at": NOW + timedelta(days=1)}, "regenerate"),
+    (token_expiring(NOW + timedelta(days=20)), {"rotate_before": timedelta(days=30)}, "regenerate"),
+    (token_expiring(NOW + timedelta(days=40)), {"rotate_before": timedelta(days=30)}, "none"),
+    (token_expiring(NOW - timedelta(days=1)), {"rotate_before": timedelta(days=30)}, "regenerate"),
+    (token_expiring(NOW - timedelta(days=1)), {}, "none"),
+    (token_expiring(None), {"rotate_before": timedelta(days=30)}, "none"),
+])
+def test_decide_present(current, kwargs, expected):
+    args = dict(force_regenerate=False, expired_at=None, rotate_before=None)
+    args.update(kwargs)
+    operation, reason = decide(current, "present", now=NOW, **args)
+    assert operation == expected and reason
+
+
+@pytest.mark.parametrize("current, expected", [(token_expiring(NOW), "delete"), (None, "none")])
+def test_decide_absent(current, expected):
+    assert decide(current, "absent", True, NOW, timedelta(days=1), NOW)[0] == expected
+
+
+def test_expiry_is_compared_to_the_second_whatever_the_offset():
+    current = {"id": "at-1", "expired_at": "2030-01-01T10:00:00.000Z"}
+    same_instant = module.parse_rfc3339("2030-01-01T12:00:00+02:00")
+    assert decide(current, "present", False, same_instant, None, NOW)[0] == "none"
+
+
+# -- whole runs against the emulator ---------------------------------------------------------------
+
+
+def args_for(emulator, **kwargs):
+    args = dict(hostname=emulator.url, token=TOKEN, organization="acme")
+    args.update(kwargs)
+    return args
+
+
+def mutations(emulator):
+    return [r for r in emulator.requests if r["method"] in ("POST", "DELETE")]
+
+
+def test_check_mode_then_create_then_idempotent(emulator):
+    result, failed = run_module(module.main, args_for(emulator), check_mode=True)
+    assert not failed and result["changed"] and result["operation"] == "create"
+    assert "token" not in result and mutations(emulator) == []
+
+    result, failed = run_module(module.main, args_for(emulator))
+    assert not failed and result["changed"] and result["operation"] == "create"
+    live = emulator.audit_trail_token("acme")
+    assert result["token"] == live["token"] and result["id"] == live["id"]
+
+    emulator.clear_requests()
+    result, failed = run_module(module.main, args_for(emulator))
+    assert not failed and not result["changed"] and "token" not in result
+    assert result["id"] == live["id"]
+    # platform check + read: the whole cost of an idempotent run on a host that is not HCP Terraform's own
+    assert [(r["method"], r["path"]) for r in emulator.requests] == [
+        ("GET", "/api/v2/ping"), ("GET", "/api/v2/organizations/acme/authentication-token")]
+
+
+def test_idempotent_present_on_app_terraform_io_is_one_request(emulator, monkeypatch):
+    from ansible_collections.tfe.audit.plugins.module_utils import _module
+    from ansible_collections.tfe.audit.tests.unit.plugins.module_utils.test_client import ForwardingAdapter
+
+    emulator.regenerate_audit_trail_token("acme")
+    real_client = _module.Connection.client
+
+    def forwarding_client(self, warn=None):
+        client = real_client(self, warn)
+        client.session.mount("https://app.terraform.io", ForwardingAdapter("https://app.terraform.io", emulator.url))
+        return client
+
+    monkeypatch.setattr(_module.Connection, "client", forwarding_client)
+    emulator.clear_requests()
+    result, failed = run_module(module.main, dict(token=TOKEN, organization="acme"))
+    assert not failed and not result["changed"]
+    assert len(emulator.requests) == 1
+
+
+def test_diff_shows_metadata_never_the_secret(emulator):
+    result, failed = run_module(module.main, args_for(emulator, expired_at="2031-06-01T00:00:00Z"))
+    assert not failed
+    assert result["diff"]["before"]["state"] == "absent"
+    assert result["diff"]["after"]["expired_at"] == "2031-06-01T00:00:00.000Z"
+    assert result["token"] not in json.dumps(result["diff"]) + result["reason"]
+
+
+def test_different_expired_at_regenerates_and_old_secret_dies(emulator):
+    first, _ = run_module(module.main, args_for(emulator, expired_at="2031-06-01T00:00:00Z"))
+    same, _ = run_module(module.main, args_for(emulator, expired_at="2031-06-01T02:00:00+02:00"))
+    assert not same["changed"]
+    second, _ = run_module(module.main, args_for(emulator, expired_at="2032-06-01T00:00:00Z"))
+    assert second["changed"] and second["operation"] == "regenerate"
+    assert second["token"] != first["token"]
+    assert emulator.audit_trail_token("acme")["token"] == second["token"]
+
+
+def test_lifetime_sets_the_expiry_but_never_regenerates_by_itself(emulator):
+    result, _ = run_module(module.main, args_for(emulator, lifetime="90d"))
+    expiry = module.parse_api_time(result["expired_at"])
+    assert abs((expiry - datetime.now(UTC)) - timedelta(days=90)) < timedelta(minutes=1)
+    again, _ = run_module(module.main, args_for(emulator, lifetime="30d"))
+    assert not again["changed"]
+
+
+def test_rotate_before_regenerates_a_token_close_to_expiry(emulator):
+    soon = format_rfc3339(datetime.now(UTC) + timedelta(days=10))
+    emulator.regenerate_audit_trail_token("acme", expired_at=soon)
+    check, _ = run_module(module.main, args_for(emulator, rotate_before="30d", lifetime="90d"), check_mode=True)
+    assert check["changed"] and check["operation"] == "regenerate" and mutations(emulator) == []
+    result, _ = run_module(module.main, args_for(emulator, rotate_before="30d", lifetime="90d"))
+    assert result["changed"] and "rotate_before" in result["reason"]
+    again, _ = run_module(module.main, args_for(emulator, rotate_before="30d", lifetime="90d"))
+    assert not again["changed"]
+
+
+def test_force_regenerate_always_changes(emulator):
+    tokens = set()
+    for _ in range(2):
+        result, _ = run_module(module.main, args_for(emulator, force_regenerate=True))
+        assert result["changed"]
+        tokens.add(result["token"])
+    assert len(tokens) == 2
+
+
+def test_absent_deletes_then_is_idempotent(emulator):
+    emulator.regenerate_audit_trail_token("acme")
+    check, _ = run_module(module.main, args_for(emulator, state="absent"), check_mode=True)
+    assert check["changed"] and mutations(emulator) == []
+    result, _ = run_module(module.main, args_for(emulator, state="absent"))
+    assert result["changed"] and emulator.audit_trail_token("acme") is None
+    assert "id" not in result
+    again, _ = run_module(module.main, args_for(emulator, state="absent"))
+    assert not again["changed"]
+
+
+def test_terraform_enterprise_is_refused_with_no_mutation(emulator):
+    emulator.set_platform("tfe")
+    for state in ("present", "absent"):
+        result, failed = run_module(module.main, args_for(emulator, state=state, force_regenerate=True))
+        assert failed and "Terraform Enterprise" in result["msg"]
+    assert mutations(emulator) == []
+    assert emulator.organization_token("acme") is None or emulator.organization_token("acme")["token"]
+
+
+def test_invalid_token_message(emulator):
+    result, failed = run_module(module.main, args_for(emulator, token="wrong-token-value"))
+    assert failed and "missing or invalid" in result["msg"] and "wrong-token-value" not in json.dumps(result)
+
+
+def test_create_without_entitlement_names_all_three_causes(emulator):
+    emulator.add_organization("small", entitlement=False)
+    result, failed = run_module(module.main, args_for(emulator, organization="small"))
+    assert failed
+    for cause in ("does not exist", "no permission", "audit-logging entitlement"):
+        assert cause in result["msg"]
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"expired_at": "2030-01-01"}, "expired_at"),
+    ({"expired_at": "2030-01-01T00:00:00"}, "expired_at"),
+    ({"expired_at": "2001-01-01T00:00:00Z"}, "expired_at"),
+    ({"expired_at": "garbage"}, "expired_at"),
+    ({"expired_at": "10000-01-01T00:00:00Z"}, "expired_at"),
+    ({"lifetime": "0d"}, "lifetime"),
+    ({"lifetime": "-1d"}, "lifetime"),
+    ({"lifetime": "abc"}, "lifetime"),
+    ({"lifetime": "9999999w"}, "lifetime"),
+    ({"rotate_before": "soon"}, "rotate_before"),
+    ({"organization": ""}, "organization"),
+    ({"organization": "a/b"}, "organization"),
+    ({"organization": "a b"}, "organization"),
+    ({"hostname": "https://example.com/api"}, "hostname"),
+    ({"hostname": "ftp://example.com"}, "hostname"),
+    ({"timeout": 0}, "timeout"),
+    ({"max_retries": -1}, "max_retries"),
+    ({"ca_path": "/nonexistent/ca.pem"}, "ca_path"),
+    ({"expired_at": "2031-01-01T00:00:00Z", "lifetime": "90d"}, "expired_at"),
+])
+def test_bad_input_fails_before_any_request(emulator, kwargs, option):
+    args = args_for(emulator)
+    args.update(kwargs)
+    result, failed = run_module(module.main, args)
+    assert failed and option in result["msg"]
+    assert emulator.requests == []
+
+
+def test_missing_organization_everywhere(emulator, monkeypatch):
+    monkeypatch.delenv("TFE_ORGANIZATION", raising=False)
+    result, failed = run_module(module.main, dict(hostname=emulator.url, token=TOKEN))
+    assert failed and "organization is required" in result["msg"] and "TFE_ORGANIZATION" in result["msg"]
+
+
+def test_environment_supplies_the_connection(emulator, monkeypatch):
+    monkeypatch.setenv("TFE_HOSTNAME", emulator.url)
+    monkeypatch.setenv("TFE_TOKEN", TOKEN)
+    monkeypatch.setenv("TFE_ORGANIZATION", "acme")
+    result, failed = run_module(module.main, {})
+    assert not failed and result["operation"] == "create"
+
+
+# -- the info module ----------------------------------------------------------------------------
+
+
+def test_info_module_reports_metadata_and_never_a_secret(emulator):
+    from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_token_info as info
+
+    result, failed = run_module(info.main, args_for(emulator), check_mode=True)
+    assert not failed and result["exists"] is False and result["id"] is None and not result["changed"]
+    live = emulator.regenerate_audit_trail_token("acme")
+    result, failed = run_module(info.main, args_for(emulator))
+    assert result["exists"] and result["id"] == live["id"] and result["expired_at"] == live["expired_at"]
+    assert live["token"] not in json.dumps(result)
+    assert mutations(emulator) == []
