@@ -1,0 +1,511 @@
+"""Fidelity tests of the HCP Terraform / TFE emulator (see tfe-api.md)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.dirname(__file__))
+from tfe_emulator import Emulator  # noqa: E402
+
+ADMIN = "admin-token"
+OTHER = "other-admin"
+JSONAPI = "application/vnd.api+json"
+TOKEN_PATH = "/api/v2/organizations/{}/authentication-token"
+EVENTS = "/api/v2/organization/audit-trail"
+TS_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture
+def emu():
+    with Emulator(api_tokens=(ADMIN, OTHER)) as e:
+        e.add_organization("acme", entitlement=True)
+        e.add_organization("free", entitlement=False)
+        yield e
+
+
+def call(emu, method, org="acme", audit=True, token=ADMIN, ctype=JSONAPI, body=None, headers=None, **kw):
+    headers = dict(headers or {})
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if ctype:
+        headers["Content-Type"] = ctype
+    params = {"token": "audit-trails"} if audit else None
+    data = json.dumps(body) if isinstance(body, dict) else body
+    return requests.request(method, emu.url + TOKEN_PATH.format(org), headers=headers, params=params,
+                            data=data, timeout=5, **kw)
+
+
+def events(emu, secret, **params):
+    return requests.get(emu.url + EVENTS, headers={"Authorization": f"Bearer {secret}"}, params=params, timeout=5)
+
+
+def iso(dt):
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+# ---- ping and discovery ------------------------------------------------------------------------
+def test_ping_hcp_and_tfe_headers(emu):
+    r = requests.get(emu.url + "/api/v2/ping", timeout=5)
+    assert r.status_code == 204 and r.content == b""
+    assert r.headers["TFP-AppName"] == "HCP Terraform"
+    assert r.headers["TFP-API-Version"] == "2.5" and r.headers["X-RateLimit-Limit"] == "30"
+    assert "X-TFE-Version" not in r.headers and "X-TFE-Current-Version" not in r.headers
+    emu.set_platform("tfe")
+    r = requests.get(emu.url + "/api/v2/ping", timeout=5)
+    assert r.headers["TFP-AppName"] == "Terraform Enterprise"
+    assert r.headers["X-TFE-Version"] == "202405-1" and r.headers["X-TFE-Current-Version"] == "1.0.0"
+
+
+def test_platform_headers_only_on_ping(emu):
+    r = call(emu, "GET")
+    assert r.status_code == 404
+    assert "TFP-AppName" not in r.headers and "TFP-API-Version" not in r.headers
+
+
+def test_service_discovery(emu):
+    r = requests.get(emu.url + "/.well-known/terraform.json", timeout=5)
+    assert r.status_code == 200
+    assert r.json() == {"tfe.v2": "/api/v2/", "tfe.v2.1": "/api/v2/", "tfe.v2.2": "/api/v2/",
+                        "modules.v1": "/api/registry/v1/modules/"}
+
+
+def test_unknown_path_is_jsonapi_404(emu):
+    r = requests.get(emu.url + "/api/v2/nope", timeout=5)
+    assert r.status_code == 404 and r.json() == {"errors": [{"status": "404", "title": "not found"}]}
+
+
+# ---- auth, 404, 415 ----------------------------------------------------------------------------
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_missing_or_unknown_token_is_401(emu, token):
+    r = call(emu, "GET", token=token)
+    assert r.status_code == 401
+    assert r.json() == {"errors": [{"status": "401", "title": "unauthorized"}]}
+
+
+def test_unknown_org_is_404(emu):
+    r = call(emu, "POST", org="nope")
+    assert r.status_code == 404 and r.json()["errors"][0]["status"] == "404"
+
+
+def test_org_name_is_path_unescaped(emu):
+    emu.add_organization("my org.x", entitlement=True)
+    r = call(emu, "POST", org="my%20org.x")
+    assert r.status_code == 201
+    assert emu.audit_trail_token("my org.x")["id"] == r.json()["data"]["id"]
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+@pytest.mark.parametrize("ctype", [None, "application/json", "text/plain"])
+def test_415_without_jsonapi_content_type(emu, method, ctype):
+    r = call(emu, method, ctype=ctype)
+    assert r.status_code == 415
+    assert r.json()["errors"][0]["status"] == "415"
+    assert emu.audit_trail_token("acme") is None
+
+
+def test_content_type_parameters_allowed(emu):
+    assert call(emu, "POST", ctype="application/vnd.api+json; charset=utf-8").status_code == 201
+    assert call(emu, "DELETE", ctype="Application/VND.API+JSON; charset=utf-8").status_code == 204
+
+
+def test_get_needs_no_content_type(emu):
+    call(emu, "POST")
+    assert call(emu, "GET", ctype=None).status_code == 200
+
+
+def test_read_and_delete_when_none_is_404(emu):
+    assert call(emu, "GET").status_code == 404
+    assert call(emu, "DELETE").status_code == 404
+
+
+# ---- create / read / delete --------------------------------------------------------------------
+def test_create_document_shape_and_default_expiry(emu):
+    before = datetime.now(timezone.utc)
+    r = call(emu, "POST")
+    assert r.status_code == 201 and r.headers["Content-Type"] == JSONAPI
+    data = r.json()["data"]
+    assert re.fullmatch(r"at-[A-Za-z0-9]{16}", data["id"]) and data["type"] == "authentication-tokens"
+    a = data["attributes"]
+    assert set(a) == {"created-at", "last-used-at", "description", "token", "expired-at"}
+    assert re.fullmatch(r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_-]{60,80}", a["token"])
+    assert a["last-used-at"] is None and a["description"] is None
+    assert TS_MS.match(a["created-at"]) and a["expired-at"].endswith(".000Z")
+    expiry = datetime.strptime(a["expired-at"], "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=timezone.utc)
+    assert timedelta(days=730) - timedelta(seconds=2) <= expiry - before <= timedelta(days=730, seconds=2)
+    assert data["relationships"]["created-by"]["data"] == {"id": emu.user_id(ADMIN), "type": "users"}
+    assert emu.audit_trail_token("acme")["token"] == a["token"]
+
+
+@pytest.mark.parametrize("body", [None, "", {}, {"data": {"type": "authentication-token"}},
+                                  {"data": {"type": "authentication-token", "attributes": {}}},
+                                  {"data": {"type": "authentication-token", "attributes": {"expired-at": None}}}])
+def test_optional_body_forms(emu, body):
+    r = call(emu, "POST", body=body)
+    assert r.status_code == 201 and r.json()["data"]["attributes"]["expired-at"]
+
+
+def test_secret_only_in_201(emu):
+    secret = call(emu, "POST").json()["data"]["attributes"]["token"]
+    r = call(emu, "GET")
+    assert r.status_code == 200 and r.headers["Content-Type"] == JSONAPI
+    assert r.json()["data"]["attributes"]["token"] is None
+    assert secret not in r.text
+
+
+def test_explicit_expiry_round_trips_to_second(emu):
+    want = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=30)
+    local = want.astimezone(timezone(timedelta(hours=2)))
+    value = local.strftime("%Y-%m-%dT%H:%M:%S") + ".789+02:00"
+    r = call(emu, "POST", body={"data": {"type": "authentication-token", "attributes": {"expired-at": value}}})
+    assert r.status_code == 201
+    assert r.json()["data"]["attributes"]["expired-at"] == iso(want)
+    assert call(emu, "GET").json()["data"]["attributes"]["expired-at"] == iso(want)
+
+
+@pytest.mark.parametrize("value", ["2001-01-01T00:00:00Z", "garbage", "2099-04-11", "2099-04-11T10:00:00",
+                                   "2099-13-40T10:00:00Z", 12345])
+def test_bad_expiry_is_422(emu, value):
+    r = call(emu, "POST", body={"data": {"type": "authentication-token", "attributes": {"expired-at": value}}})
+    assert r.status_code == 422
+    err = r.json()["errors"][0]
+    assert err["status"] == "422" and err["title"] == "invalid attribute"
+    assert err["detail"].startswith("Expired at")
+    assert err["source"] == {"pointer": "/data/attributes/expired-at"}
+    assert emu.audit_trail_token("acme") is None
+
+
+def test_invalid_json_body(emu):
+    r = call(emu, "POST", body="{not json")
+    assert r.status_code in (400, 422) and r.json()["errors"]
+
+
+def test_create_without_entitlement_404_but_read_delete_allowed(emu):
+    assert call(emu, "POST", org="free").status_code == 404
+    assert emu.audit_trail_token("free") is None
+    emu.regenerate_audit_trail_token("free")  # e.g. created while the org was still on Business tier
+    assert call(emu, "GET", org="free").status_code == 200
+    assert call(emu, "DELETE", org="free").status_code == 204
+    assert emu.audit_trail_token("free") is None
+
+
+def test_delete_is_204_empty_and_revokes(emu):
+    secret = call(emu, "POST").json()["data"]["attributes"]["token"]
+    r = call(emu, "DELETE")
+    assert r.status_code == 204 and r.content == b""
+    assert events(emu, secret).status_code == 401
+    assert call(emu, "GET").status_code == 404
+
+
+def test_regenerate_replaces_and_old_secret_dies(emu):
+    first = call(emu, "POST").json()["data"]
+    second = call(emu, "POST").json()["data"]
+    assert first["id"] != second["id"]
+    assert first["attributes"]["token"] != second["attributes"]["token"]
+    assert events(emu, first["attributes"]["token"]).status_code == 401
+    assert events(emu, second["attributes"]["token"]).status_code == 200
+    # regenerated outside Ansible: the stored secret is stale too
+    outside = emu.regenerate_audit_trail_token("acme")
+    assert events(emu, second["attributes"]["token"]).status_code == 401
+    assert events(emu, outside["token"]).status_code == 200
+    assert call(emu, "GET").json()["data"]["id"] == outside["id"]
+
+
+def test_audit_and_organization_tokens_are_separate(emu):
+    audit = call(emu, "POST").json()["data"]
+    org = call(emu, "POST", audit=False).json()["data"]
+    assert audit["id"] != org["id"]
+    assert emu.organization_token("acme")["id"] == org["id"]
+    assert emu.audit_trail_token("acme")["id"] == audit["id"]
+    assert call(emu, "DELETE", audit=False).status_code == 204
+    assert emu.audit_trail_token("acme")["id"] == audit["id"] and emu.organization_token("acme") is None
+
+
+def test_tfe_ignores_token_parameter(emu):
+    emu.set_platform("tfe")
+    r = call(emu, "POST")  # ?token=audit-trails is sent, but TFE acts on the regular org token
+    assert r.status_code == 201
+    assert emu.organization_token("acme")["id"] == r.json()["data"]["id"]
+    assert emu.audit_trail_token("acme") is None
+    assert call(emu, "DELETE").status_code == 204
+    assert emu.organization_token("acme") is None
+    # no entitlement gate either: it is the org token
+    assert call(emu, "POST", org="free").status_code == 201
+
+
+def test_tfe_has_no_audit_trail_api(emu):
+    secret = call(emu, "POST", audit=False).json()["data"]["attributes"]["token"]
+    emu.set_platform("tfe")
+    assert events(emu, secret).status_code == 404
+
+
+# ---- events ------------------------------------------------------------------------------------
+def test_events_auth_rules(emu):
+    assert events(emu, ADMIN).status_code == 401          # user tokens are refused
+    assert events(emu, "unknown").status_code == 401
+    assert requests.get(emu.url + EVENTS, timeout=5).status_code == 401
+    org_secret = call(emu, "POST", audit=False).json()["data"]["attributes"]["token"]
+    r = events(emu, org_secret)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
+
+
+def test_events_without_entitlement_404(emu):
+    tok = emu.regenerate_audit_trail_token("free")
+    assert events(emu, tok["token"]).status_code == 404
+
+
+def test_events_expired_token_401(emu):
+    tok = emu.regenerate_audit_trail_token("acme", expired_at="2001-01-01T00:00:00Z")
+    assert events(emu, tok["token"]).status_code == 401
+
+
+def test_events_sets_last_used(emu):
+    created = call(emu, "POST").json()["data"]
+    assert emu.audit_trail_token("acme")["last_used_at"] is None
+    assert events(emu, created["attributes"]["token"]).status_code == 200
+    assert TS_MS.match(emu.audit_trail_token("acme")["last_used_at"])
+    assert TS_MS.match(call(emu, "GET").json()["data"]["attributes"]["last-used-at"])
+
+
+def test_pagination(emu):
+    tok = emu.regenerate_audit_trail_token("acme")
+    emu.clear_requests()
+    emu.seed_events("acme", count=2499)  # + 1 token create event = 2500
+    pages = []
+    for n in (1, 2, 3):
+        r = events(emu, tok["token"], **{"page[size]": 1000, "page[number]": n})
+        assert r.status_code == 200
+        pages.append(r.json())
+    assert emu.requests[0]["query"]["page[size]"] == "1000"
+    assert [len(p["data"]) for p in pages] == [1000, 1000, 500]
+    assert pages[0]["pagination"] == {"current_page": 1, "prev_page": None, "next_page": 2,
+                                      "total_pages": 3, "total_count": 2500}
+    assert pages[2]["pagination"]["next_page"] is None and pages[2]["pagination"]["prev_page"] == 2
+    everything = [e for p in pages for e in p["data"]]
+    assert len({e["id"] for e in everything}) == 2500
+    keys = [(e["timestamp"], e["id"]) for e in everything]
+    assert keys == sorted(keys)
+    ev = everything[0]
+    assert set(ev) == {"id", "version", "type", "timestamp", "auth", "request", "resource"}
+    assert set(ev["auth"]) == {"accessor_id", "description", "type", "impersonator_id", "organization_id"}
+    assert set(ev["resource"]) == {"id", "type", "action", "meta"} and TS_MS.match(ev["timestamp"])
+
+
+def test_page_size_default_and_max(emu):
+    tok = emu.regenerate_audit_trail_token("acme")
+    emu.seed_events("acme", count=1500)
+    assert len(events(emu, tok["token"]).json()["data"]) == 1000
+    assert len(events(emu, tok["token"], **{"page[size]": 5000}).json()["data"]) == 1000
+    assert events(emu, tok["token"], **{"page[number]": 9}).json()["data"] == []
+
+
+def test_since_is_strict_and_ties_ordered(emu):
+    tok = emu.regenerate_audit_trail_token("acme")
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    emu.seed_events("acme", count=10, start=iso(base), step_seconds=60)
+    got = events(emu, tok["token"], since=iso(base + timedelta(minutes=4))).json()
+    # events at +5..+9 minutes, plus the token-create event (now)
+    assert got["pagination"]["total_count"] == 6
+    emu.seed_events("acme", count=5, timestamp=iso(base - timedelta(hours=1)))
+    tied = events(emu, tok["token"], since=iso(base - timedelta(hours=2)), **{"page[size]": 5}).json()["data"]
+    assert [e["id"] for e in tied] == sorted(e["id"] for e in tied)
+    assert events(emu, tok["token"], since=iso(base - timedelta(hours=1))).json()["pagination"]["total_count"] == 11
+
+
+def test_retention_14_days(emu):
+    tok = emu.regenerate_audit_trail_token("acme")
+    old = datetime.now(timezone.utc) - timedelta(days=20)
+    emu.seed_events("acme", count=3, timestamp=iso(old))
+    assert events(emu, tok["token"]).json()["pagination"]["total_count"] == 1  # just the create event
+
+
+def test_token_lifecycle_events(emu):
+    created = call(emu, "POST").json()["data"]
+    call(emu, "POST")
+    call(emu, "DELETE")
+    org_secret = call(emu, "POST", audit=False).json()["data"]["attributes"]["token"]
+    data = events(emu, org_secret).json()["data"]
+    acts = [(e["resource"]["type"], e["resource"]["action"]) for e in data]
+    assert acts == [("authentication_token", "create"), ("authentication_token", "create"),
+                    ("authentication_token", "destroy")]
+    assert data[0]["resource"]["id"] == created["id"]
+    assert data[0]["auth"]["accessor_id"] == emu.user_id(ADMIN)
+
+
+# ---- rate limit --------------------------------------------------------------------------------
+def test_rate_limit_429_and_headers(emu):
+    emu.set_rate_limit(5)
+    codes = [call(emu, "GET").status_code for _ in range(6)]
+    assert codes == [404] * 5 + [429]
+    r = call(emu, "GET")
+    assert r.status_code == 429
+    assert r.json() == {"errors": [{"status": 429, "title": "Too many requests"}]}
+    assert r.headers["X-RateLimit-Limit"] == "5"
+    reset = float(r.headers["X-RateLimit-Reset"])
+    assert 0 < reset <= 1.0 and r.headers["Retry-After"] == "1"
+    assert call(emu, "GET", token=OTHER).status_code == 404       # per user, not global
+    assert requests.get(emu.url + "/api/v2/ping", timeout=5).status_code == 204
+    time.sleep(reset + 0.05)
+    assert call(emu, "GET").status_code == 404
+
+
+def test_rate_limit_without_retry_after_and_off(emu):
+    emu.set_rate_limit(2, retry_after=False)
+    codes = [call(emu, "GET") for _ in range(3)]
+    assert codes[2].status_code == 429
+    assert "Retry-After" not in codes[2].headers and "X-RateLimit-Reset" in codes[2].headers
+    emu.set_rate_limit(0)
+    assert all(call(emu, "GET").status_code == 404 for _ in range(40))
+
+
+def test_rate_limit_per_org_for_org_tokens(emu):
+    secret = call(emu, "POST").json()["data"]["attributes"]["token"]
+    emu.set_rate_limit(3)
+    assert [events(emu, secret).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert call(emu, "GET").status_code == 200  # the user is a different identity
+
+
+# ---- faults ------------------------------------------------------------------------------------
+def test_fault_status_count_and_method(emu):
+    emu.add_fault(method="POST", path=r"/authentication-token$", status=503, count=2)
+    assert call(emu, "GET").status_code == 404                       # GET does not match
+    r = call(emu, "POST")
+    assert r.status_code == 503 and r.json()["errors"][0]["status"] == "503"
+    assert call(emu, "POST").status_code == 503
+    assert call(emu, "POST").status_code == 201
+    assert [x["status"] for x in emu.requests] == [404, 503, 503, 201]
+
+
+def test_fault_custom_headers_body_and_clear(emu):
+    emu.add_fault(path="ping", status=429, headers={"X-RateLimit-Reset": "0.2"}, body="slow down", count=5)
+    r = requests.get(emu.url + "/api/v2/ping", timeout=5)
+    assert r.status_code == 429 and r.text == "slow down" and r.headers["X-RateLimit-Reset"] == "0.2"
+    emu.clear_faults()
+    assert requests.get(emu.url + "/api/v2/ping", timeout=5).status_code == 204
+
+
+def test_fault_delay_then_normal(emu):
+    emu.add_fault(path="ping", status=None, delay=0.3)
+    t = time.monotonic()
+    assert requests.get(emu.url + "/api/v2/ping", timeout=5).status_code == 204
+    assert time.monotonic() - t >= 0.3
+    with pytest.raises(requests.exceptions.Timeout):
+        emu.add_fault(path="ping", status=None, delay=1.0)
+        requests.get(emu.url + "/api/v2/ping", timeout=0.3)
+
+
+def test_fault_drop(emu):
+    emu.add_fault(method="POST", path="authentication-token", drop=True)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        call(emu, "POST")
+    assert emu.audit_trail_token("acme") is None
+    assert emu.requests[-1]["status"] == "dropped"
+    assert call(emu, "POST").status_code == 201
+
+
+def test_server_exception_is_500(emu, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(emu, "dispatch", boom)
+    r = requests.get(emu.url + "/api/v2/ping", timeout=5)
+    assert r.status_code == 500 and r.json()["errors"][0]["status"] == "500"
+
+
+# ---- request log -------------------------------------------------------------------------------
+def test_request_log_fields_and_no_secrets(emu):
+    secret = call(emu, "POST", headers={"User-Agent": "ua-test"}).json()["data"]["attributes"]["token"]
+    events(emu, secret)
+    log = emu.requests
+    assert [(r["method"], r["status"]) for r in log] == [("POST", 201), ("GET", 200)]
+    first = log[0]
+    assert set(first) == {"method", "path", "query", "status", "user_agent", "content_type", "time"}
+    assert first["path"] == "/api/v2/organizations/acme/authentication-token"
+    assert first["query"] == {"token": "audit-trails"} and first["user_agent"] == "ua-test"
+    assert first["content_type"] == JSONAPI
+    dumped = json.dumps(log)
+    assert secret not in dumped and ADMIN not in dumped and "Bearer" not in dumped
+    emu.clear_requests()
+    assert emu.requests == []
+
+
+# ---- HTTP control API --------------------------------------------------------------------------
+def test_http_controls(emu):
+    c = emu.url + "/_emulator"
+    assert requests.post(c + "/organizations", json={"name": "beta", "entitlement": True}).status_code == 201
+    r = requests.post(c + "/organizations/beta/audit-trail-token", json={})
+    assert r.status_code == 201 and r.json()["token"]
+    assert requests.get(c + "/organizations/beta/audit-trail-token").json() == emu.audit_trail_token("beta")
+    assert requests.get(c + "/organizations/beta/organization-token").json() is None
+    assert requests.get(c + "/organizations/nope/audit-trail-token").status_code == 404
+    assert requests.post(c + "/organizations/beta/events", json={"count": 7}).json() == {"count": 7}
+    assert events(emu, r.json()["token"]).json()["pagination"]["total_count"] == 8
+    requests.post(c + "/faults", json={"path": "ping", "status": 502})
+    assert requests.get(emu.url + "/api/v2/ping").status_code == 502
+    requests.post(c + "/faults", json={"path": "ping", "status": 502})
+    requests.delete(c + "/faults")
+    assert requests.get(emu.url + "/api/v2/ping").status_code == 204
+    requests.post(c + "/platform", json={"platform": "tfe"})
+    assert requests.get(emu.url + "/api/v2/ping").headers["TFP-AppName"] == "Terraform Enterprise"
+    requests.post(c + "/rate-limit", json={"per_second": 1, "retry_after": False})
+    call(emu, "GET")
+    assert "Retry-After" not in call(emu, "GET").headers
+    log = requests.get(c + "/requests").json()
+    assert log and not any(x["path"].startswith("/_emulator") for x in log)
+    assert requests.delete(c + "/requests").status_code == 204 and emu.requests == []
+    assert requests.post(c + "/reset").status_code == 204
+    assert emu.platform == "hcp"
+    assert requests.get(c + "/organizations/beta/audit-trail-token").status_code == 404
+
+
+# ---- TLS ---------------------------------------------------------------------------------------
+def test_tls_with_ca():
+    with Emulator(tls=True, api_tokens=(ADMIN,)) as e:
+        assert e.url.startswith("https://127.0.0.1:") and os.path.exists(e.ca_path)
+        assert requests.get(e.url + "/api/v2/ping", verify=e.ca_path, timeout=5).status_code == 204
+        local = e.url.replace("127.0.0.1", "localhost")
+        assert requests.get(local + "/api/v2/ping", verify=e.ca_path, timeout=5).status_code == 204
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(e.url + "/api/v2/ping", timeout=5)
+        assert requests.get(e.url + "/api/v2/ping", verify=e.ca_path, timeout=5).status_code == 204
+        ca = e.ca_path
+    assert not os.path.exists(ca)
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+def test_cli_ready_line_and_sigterm(tmp_path):
+    ready = tmp_path / "ready.json"
+    script = os.path.join(os.path.dirname(__file__), "tfe_emulator.py")
+    env = dict(os.environ, TFE_EMULATOR_API_TOKENS="env-tok1,env-tok2")
+    proc = subprocess.Popen([sys.executable, script, "--port", "0", "--platform", "hcp", "--org", "acme",
+                             "--org-without-entitlement", "free", "--seed-events", "acme:5",
+                             "--api-token", "cli-tok", "--ready-file", str(ready)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["ca_path"] is None and info["pid"] == proc.pid and info["url"].startswith("http://127.0.0.1:")
+        assert json.loads(ready.read_text()) == info
+        url = info["url"]
+        for tok in ("cli-tok", "env-tok2"):
+            r = requests.post(url + TOKEN_PATH.format("acme"), params={"token": "audit-trails"},
+                              headers={"Authorization": f"Bearer {tok}", "Content-Type": JSONAPI}, timeout=5)
+            assert r.status_code == 201
+        secret = r.json()["data"]["attributes"]["token"]
+        r = requests.get(url + EVENTS, headers={"Authorization": f"Bearer {secret}"}, timeout=5)
+        assert r.json()["pagination"]["total_count"] == 7
+        r = requests.post(url + TOKEN_PATH.format("free"), params={"token": "audit-trails"},
+                          headers={"Authorization": "Bearer cli-tok", "Content-Type": JSONAPI}, timeout=5)
+        assert r.status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "POST /api/v2/organizations/acme/authentication-token 201" in err
+    assert "cli-tok" not in err and secret not in err and "Bearer" not in err

@@ -1,0 +1,691 @@
+#!/usr/bin/env python3
+"""A small, faithful local emulator of the HCP Terraform / Terraform Enterprise API parts that
+the audit trail token collection uses (see docs/tfe-api.md in the shared docs).
+
+Emulated: ping, service discovery, the organization authentication-token endpoints (audit trail
+token with ``?token=audit-trails``, the regular organization token without it), and the audit
+trail events endpoint. Plus test controls: a request log (never secrets), fault injection, rate
+limiting, platform switch (``hcp``/``tfe``), all steerable in-process (``Emulator``) or over HTTP
+under ``/_emulator/``. Stdlib only; ``trustme`` is imported only when TLS is asked for.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import ssl
+import string
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+JSONAPI = "application/vnd.api+json"
+ALNUM = string.ascii_letters + string.digits
+URLSAFE = ALNUM + "-_"
+RETENTION = timedelta(days=14)        # audit trail events are kept 14 days
+DEFAULT_TTL = timedelta(days=730)     # server-side default expiry of new tokens (2 years)
+MAX_PAGE_SIZE = 1000
+AUDIT = "audit-trails"                # token kinds, keyed like the query parameter value
+ORG = "organization"
+TOKEN_PATH = re.compile(r"^/api/v2/organizations/([^/]+)/authentication-token$")
+DISCOVERY = {"tfe.v2": "/api/v2/", "tfe.v2.1": "/api/v2/", "tfe.v2.2": "/api/v2/",
+             "modules.v1": "/api/registry/v1/modules/"}
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rand(n: int, alphabet: str = ALNUM) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def fmt_time(dt: datetime | None) -> str | None:
+    """The API's timestamp format: UTC, millisecond precision, ``Z``."""
+    if dt is None:
+        return None
+    dt = dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_rfc3339(value) -> datetime:
+    """Strict RFC 3339 (offset or Z required), parsed by hand so 3.11-3.13 behave the same."""
+    m = _RFC3339.match(value) if isinstance(value, str) else None
+    if not m:
+        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    frac, tz = m.group(7), m.group(8)
+    micro = int((frac[1:] + "000000")[:6]) if frac else 0
+    if tz.upper() == "Z":
+        tzinfo = timezone.utc
+    else:
+        delta = timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
+        tzinfo = timezone(-delta if tz[0] == "-" else delta)
+    return datetime(y, mo, d, h, mi, s, micro, tzinfo=tzinfo).astimezone(timezone.utc)
+
+
+def parse_iso8601(value) -> datetime:
+    """Lenient ISO 8601 for ``since``; a naive value is taken as UTC."""
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            return parse_rfc3339(value)
+        except ValueError:
+            dt = datetime.fromisoformat(str(value))
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def error_doc(status: int, title: str | None = None, detail: str | None = None, pointer: str | None = None):
+    err = {"status": str(status), "title": title or HTTPStatus(status).phrase.lower()}
+    if detail:
+        err["detail"] = detail
+    if pointer:
+        err["source"] = {"pointer": pointer}
+    return {"errors": [err]}
+
+
+class UnknownOrganization(KeyError):
+    pass
+
+
+@dataclass
+class Response:
+    status: int
+    body: object = None                    # dict/list -> JSON, str/bytes as is, None -> empty
+    headers: dict = field(default_factory=dict)
+    content_type: str = JSONAPI
+
+
+def _json(status: int, obj) -> Response:
+    """Plain JSON (control API); serialised here so that None becomes `null`, not an empty body."""
+    return Response(status, json.dumps(obj), content_type="application/json")
+
+
+def _error(status, title=None, detail=None, pointer=None) -> Response:
+    return Response(status, error_doc(status, title, detail, pointer))
+
+
+@dataclass
+class Token:
+    id: str
+    secret: str
+    created_at: datetime
+    expired_at: datetime
+    created_by: str
+    last_used_at: datetime | None = None
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "token": self.secret, "expired_at": fmt_time(self.expired_at),
+                "created_at": fmt_time(self.created_at), "last_used_at": fmt_time(self.last_used_at)}
+
+    def document(self, with_secret: bool) -> dict:
+        # Shape of docs §1. The secret appears only in the 201 of a create.
+        return {"data": {"id": self.id, "type": "authentication-tokens",
+                         "attributes": {"created-at": fmt_time(self.created_at),
+                                        "last-used-at": fmt_time(self.last_used_at),
+                                        "description": None,
+                                        "token": self.secret if with_secret else None,
+                                        "expired-at": fmt_time(self.expired_at)},
+                         "relationships": {"created-by": {"data": {"id": self.created_by, "type": "users"}}}}}
+
+
+@dataclass
+class Organization:
+    name: str
+    entitlement: bool
+    id: str = field(default_factory=lambda: "org-" + _rand(16))
+    tokens: dict = field(default_factory=dict)     # AUDIT / ORG -> Token
+    events: list = field(default_factory=list)     # (timestamp, id, event dict)
+
+
+@dataclass
+class User:
+    id: str
+    name: str
+
+
+@dataclass
+class Fault:
+    method: str | None
+    pattern: re.Pattern
+    status: int | None
+    count: int
+    delay: float
+    drop: bool
+    headers: dict | None
+    body: str | None
+
+
+class RateLimiter:
+    """Sliding one-second window per identity (per user, or per organization for org tokens)."""
+
+    def __init__(self, per_second: int, retry_after: bool = True):
+        self.per_second, self.retry_after = per_second, retry_after
+        self._hits: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._lock = threading.Lock()
+
+    def check(self, key: str) -> Response | None:
+        if not self.per_second:
+            return None
+        with self._lock:
+            now, hits = time.monotonic(), self._hits[key]
+            while hits and hits[0] <= now - 1.0:
+                hits.popleft()
+            if len(hits) < self.per_second:
+                hits.append(now)
+                return None
+            reset = max(hits[0] + 1.0 - now, 0.001)
+        headers = {"X-RateLimit-Limit": str(self.per_second), "X-RateLimit-Reset": f"{reset:.3f}"}
+        if self.retry_after:  # undocumented but seen in the wild; a knob lets clients be tested without it
+            headers["Retry-After"] = str(max(1, math.ceil(reset)))
+        # The documented 429 sample has the status as a number, unlike the other errors.
+        return Response(429, {"errors": [{"status": 429, "title": "Too many requests"}]}, headers)
+
+
+class Emulator:
+    def __init__(self, platform="hcp", tls=False, tls_names=("127.0.0.1", "localhost"),
+                 api_tokens=("admin-token",), rate_limit=30, host="127.0.0.1", port=0,
+                 retry_after=True, log_stream=None):
+        self._initial = (platform, rate_limit, retry_after)
+        self.set_platform(platform)
+        self.tls, self.tls_names, self.host, self.port = tls, tuple(tls_names), host, port
+        self.log_stream = log_stream
+        self._users = {tok: User("user-" + _rand(16), "admin" if i == 0 else f"admin{i + 1}")
+                       for i, tok in enumerate(api_tokens)}
+        self._outsider = User("user-" + _rand(16), "someone-else")   # who regenerates "outside Ansible"
+        self._lock = threading.RLock()
+        self._limiter = RateLimiter(rate_limit, retry_after)
+        self._orgs: dict[str, Organization] = {}
+        self._log: list[dict] = []
+        self._faults: list[Fault] = []
+        self._server = self._thread = self._tmpdir = None
+        self.ca_path = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "Emulator":
+        self._server = _Server((self.host, self.port), _Handler)
+        self._server.emu = self
+        if self.tls:
+            import trustme  # only needed for TLS
+            ca = trustme.CA()
+            self._tmpdir = tempfile.mkdtemp(prefix="tfe-emulator-")
+            self.ca_path = os.path.join(self._tmpdir, "ca.pem")
+            ca.cert_pem.write_to_path(self.ca_path)
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert(*self.tls_names).configure_cert(ctx)
+            self._server.ssl_context = ctx
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="tfe-emulator",
+                                        daemon=True)  # short poll: fast stop()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(5)
+            self._server = None
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = self.ca_path = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    # ---- controls ----------------------------------------------------------------------------
+    def add_organization(self, name: str, entitlement: bool = True) -> dict:
+        with self._lock:
+            org = self._orgs.setdefault(name, Organization(name, bool(entitlement)))
+            org.entitlement = bool(entitlement)
+            return {"name": org.name, "id": org.id, "entitlement": org.entitlement}
+
+    def user_id(self, api_token: str) -> str:
+        return self._users[api_token].id
+
+    @property
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._log]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def add_fault(self, method=None, path="", status=503, count=1, delay=0.0, drop=False,
+                  headers=None, body=None) -> None:
+        with self._lock:
+            self._faults.append(Fault(method.upper() if method else None, re.compile(path),
+                                      None if status is None else int(status), int(count),
+                                      float(delay), bool(drop), dict(headers or {}), body))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _token_dict(self, org_name, kind):
+        with self._lock:
+            tok = self._org(org_name).tokens.get(kind)
+            return tok.as_dict() if tok else None
+
+    def audit_trail_token(self, org: str) -> dict | None:
+        return self._token_dict(org, AUDIT)
+
+    def organization_token(self, org: str) -> dict | None:
+        return self._token_dict(org, ORG)
+
+    def regenerate_audit_trail_token(self, org: str, expired_at=None) -> dict:
+        expiry = self._default_expiry() if expired_at is None else (
+            expired_at.astimezone(timezone.utc) if isinstance(expired_at, datetime) else parse_rfc3339(expired_at))
+        with self._lock:
+            return self._new_token(self._org(org), AUDIT, self._outsider, expiry.replace(microsecond=0)).as_dict()
+
+    def seed_events(self, org: str, count: int = 2500, start=None, step_seconds: float = 1.0, timestamp=None) -> int:
+        """Synthetic events; by default the last one is about now, spaced step_seconds apart."""
+        now = _now()
+        fixed = parse_iso8601(timestamp) if timestamp is not None else None
+        first = parse_iso8601(start) if start is not None else now - timedelta(seconds=count * step_seconds)
+        accessor = next(iter(self._users.values()), self._outsider)
+        kinds = [("workspace", "ws-"), ("run", "run-"), ("variable", "var-"), ("team", "team-")]
+        with self._lock:
+            o = self._org(org)
+            for i in range(count):
+                ts = fixed or first + timedelta(seconds=i * step_seconds)
+                rtype, prefix = kinds[i % len(kinds)]
+                self._append_event(o, accessor, rtype, prefix + _rand(16), ("create", "update", "destroy")[i % 3], ts)
+        return count
+
+    def set_rate_limit(self, per_second: int, retry_after: bool = True) -> None:
+        self._limiter = RateLimiter(int(per_second), bool(retry_after))
+
+    def set_platform(self, platform: str) -> None:
+        if platform not in ("hcp", "tfe"):
+            raise ValueError("platform must be 'hcp' or 'tfe'")
+        self.platform = platform
+
+    def reset(self) -> None:
+        """Drop orgs, tokens, events, the log and faults; platform and rate limit back to start values."""
+        with self._lock:
+            self._orgs.clear()
+            self._log.clear()
+            self._faults.clear()
+            platform, rate, retry_after = self._initial
+            self.set_platform(platform)
+            self.set_rate_limit(rate, retry_after)
+
+    # ---- state helpers (call with the lock held) --------------------------------------------
+    def _org(self, name: str) -> Organization:
+        if name not in self._orgs:
+            raise UnknownOrganization(f"unknown organization {name!r}")
+        return self._orgs[name]
+
+    @staticmethod
+    def _default_expiry() -> datetime:
+        return (_now() + DEFAULT_TTL).replace(microsecond=0)
+
+    def _new_token(self, org: Organization, kind: str, user: User, expired_at: datetime) -> Token:
+        now = _now()
+        tok = Token("at-" + _rand(16), f"{_rand(14)}.atlasv1.{_rand(70, URLSAFE)}",
+                    now.replace(microsecond=now.microsecond // 1000 * 1000), expired_at, user.id)
+        org.tokens[kind] = tok  # replaces: the old secret stops working at once
+        if kind == AUDIT:
+            self._append_event(org, user, "authentication_token", tok.id, "create", now)
+        return tok
+
+    def _append_event(self, org, user, rtype, rid, action, ts):
+        ev = {"id": str(uuid.uuid4()), "version": "0", "type": "Resource", "timestamp": fmt_time(ts),
+              "auth": {"accessor_id": user.id, "description": user.name, "type": "Client",
+                       "impersonator_id": None, "organization_id": org.id},
+              "request": {"id": str(uuid.uuid4())},
+              "resource": {"id": rid, "type": rtype, "action": action, "meta": None}}
+        org.events.append((ts.replace(microsecond=ts.microsecond // 1000 * 1000), ev["id"], ev))
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for f in self._faults:
+                if f.count > 0 and (f.method is None or f.method == method) and f.pattern.search(path):
+                    f.count -= 1
+                    if f.count == 0:
+                        self._faults.remove(f)
+                    return f
+        return None
+
+    # ---- the API -----------------------------------------------------------------------------
+    def dispatch(self, method, path, query, headers, body: bytes) -> Response:
+        if method == "GET" and path == "/api/v2/ping":
+            return self._ping()
+        if method == "GET" and path == "/.well-known/terraform.json":
+            return Response(200, DISCOVERY, content_type="application/json")
+        m = TOKEN_PATH.match(path)
+        if m and method in ("GET", "POST", "DELETE"):
+            return self._token_endpoint(method, unquote(m.group(1)), query, headers, body)
+        # The audit trail API exists on HCP Terraform only.
+        if method == "GET" and path == "/api/v2/organization/audit-trail" and self.platform == "hcp":
+            return self._events(query, headers)
+        return _error(404, "not found")
+
+    def _ping(self) -> Response:
+        # Platform headers are sent on ping only; clients must not expect them elsewhere.
+        h = {"TFP-API-Version": "2.5", "X-RateLimit-Limit": str(self._limiter.per_second or 30)}
+        if self.platform == "hcp":
+            h["TFP-AppName"] = "HCP Terraform"
+        else:
+            h.update({"TFP-AppName": "Terraform Enterprise", "X-TFE-Version": "202405-1",
+                      "X-TFE-Current-Version": "1.0.0"})
+        return Response(204, None, h)
+
+    @staticmethod
+    def _bearer(headers) -> str | None:
+        value = headers.get("Authorization") or ""
+        scheme, _, token = value.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def _token_endpoint(self, method, org_name, query, headers, body) -> Response:
+        # Only user (admin) API tokens manage tokens here; anything else is unauthorized.
+        user = self._users.get(self._bearer(headers))
+        if user is None:
+            return _error(401, "unauthorized")
+        limited = self._limiter.check("user:" + user.id)
+        if limited:
+            return limited
+        # The server wants the JSON:API media type on POST *and* DELETE, even without a body.
+        if method in ("POST", "DELETE"):
+            media = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if media != JSONAPI:
+                return _error(415, "unsupported media type",
+                              f"Content-Type must be {JSONAPI}")
+        # go-tfe: the token parameter "is ignored by TFE" -> TFE acts on the regular org token.
+        kind = AUDIT if query.get("token") == AUDIT and self.platform == "hcp" else ORG
+        with self._lock:
+            org = self._orgs.get(org_name)
+            if org is None:
+                return _error(404, "not found")
+            tok = org.tokens.get(kind)
+            if method == "GET":
+                return Response(200, tok.document(False)) if tok else _error(404, "not found")
+            if method == "DELETE":
+                if tok is None:
+                    return _error(404, "not found")
+                del org.tokens[kind]
+                if kind == AUDIT:
+                    self._append_event(org, user, "authentication_token", tok.id, "destroy", _now())
+                return Response(204)
+            # Create needs the entitlement; the API hides "forbidden" as 404.
+            if kind == AUDIT and not org.entitlement:
+                return _error(404, "not found")
+            expiry = self._parse_expiry(body)
+            if isinstance(expiry, Response):
+                return expiry
+            return Response(201, self._new_token(org, kind, user, expiry).document(True))
+
+    def _parse_expiry(self, body: bytes) -> datetime | Response:
+        if not body.strip():
+            return self._default_expiry()
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "bad request", "The request body is not valid JSON")
+        if not isinstance(doc, dict):
+            return _error(400, "bad request", "The request body must be a JSON object")
+        data = doc.get("data")
+        if data is None:
+            return self._default_expiry()
+        if not isinstance(data, dict):
+            return _error(422, "invalid attribute", "Data must be an object", "/data")
+        attrs = data.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            return _error(422, "invalid attribute", "Attributes must be an object", "/data/attributes")
+        value = attrs.get("expired-at")
+        if value is None:
+            return self._default_expiry()
+        pointer = "/data/attributes/expired-at"
+        try:
+            expiry = parse_rfc3339(value).replace(microsecond=0)  # stored to the second
+        except ValueError:
+            return _error(422, "invalid attribute", "Expired at is not a valid RFC 3339 date-time", pointer)
+        if expiry <= _now():
+            return _error(422, "invalid attribute", "Expired at must be in the future", pointer)
+        return expiry
+
+    def _events(self, query, headers) -> Response:
+        secret = self._bearer(headers)
+        with self._lock:
+            found = next(((o, t) for o in self._orgs.values() for t in o.tokens.values()
+                          if secret and secrets.compare_digest(t.secret.encode(), secret.encode())), None)
+        # User/team tokens, stale (replaced/deleted) and expired tokens are all refused.
+        if found is None or found[1].expired_at <= _now():
+            return _error(401, "unauthorized")
+        org, tok = found
+        limited = self._limiter.check("org:" + org.name)
+        if limited:
+            return limited
+        if not org.entitlement:
+            return _error(404, "not found")
+        try:
+            since = parse_iso8601(query["since"]) if query.get("since") else None
+        except ValueError:
+            return _error(422, "invalid attribute", "since is not a valid ISO 8601 date-time")
+        number = max(1, _int(query.get("page[number]"), 1))
+        size = min(MAX_PAGE_SIZE, max(1, _int(query.get("page[size]"), MAX_PAGE_SIZE)))
+        now = _now()
+        with self._lock:
+            tok.last_used_at = now
+            cutoff = max(now - RETENTION, since) if since else now - RETENTION
+            events = sorted((e for e in org.events if e[0] > cutoff), key=lambda e: (e[0], e[1]))
+        total = len(events)
+        pages = max(1, math.ceil(total / size))
+        page = [e[2] for e in events[(number - 1) * size:number * size]]
+        pagination = {"current_page": number, "prev_page": number - 1 if number > 1 else None,
+                      "next_page": number + 1 if number < pages else None,
+                      "total_pages": pages, "total_count": total}
+        return Response(200, {"data": page, "pagination": pagination}, content_type="application/json")
+
+    # ---- the control API (no auth, not logged, not rate limited) -----------------------------
+    def control(self, method, path, body: bytes) -> Response:
+        try:
+            args = json.loads(body) if body.strip() else {}
+            if not isinstance(args, dict):
+                raise ValueError("body must be a JSON object")
+            return self._control(method, path[len("/_emulator"):], args)
+        except UnknownOrganization as exc:
+            return _json(404, {"error": exc.args[0]})
+        except (ValueError, KeyError, TypeError, re.error) as exc:
+            return _json(400, {"error": str(exc)})
+
+    def _control(self, method, path, args) -> Response:
+        ok = Response(204, content_type="application/json")
+        m = re.match(r"^/organizations/([^/]+)/(audit-trail-token|organization-token|events)$", path)
+        if m:
+            org, what = unquote(m.group(1)), m.group(2)
+            with self._lock:
+                self._org(org)
+            if what == "events" and method == "POST":
+                return _json(201, {"count": self.seed_events(org, **args)})
+            if method == "GET" and what != "events":
+                return _json(200, self._token_dict(org, AUDIT if what == "audit-trail-token" else ORG))
+            if method == "POST" and what == "audit-trail-token":
+                return _json(201, self.regenerate_audit_trail_token(org, args.get("expired_at")))
+        routes = {
+            ("GET", "/requests"): lambda: _json(200, self.requests),
+            ("DELETE", "/requests"): lambda: (self.clear_requests(), ok)[1],
+            ("POST", "/faults"): lambda: (self.add_fault(**args), ok)[1],
+            ("DELETE", "/faults"): lambda: (self.clear_faults(), ok)[1],
+            ("POST", "/organizations"): lambda: _json(201, self.add_organization(
+                args["name"], args.get("entitlement", True))),
+            ("POST", "/rate-limit"): lambda: (self.set_rate_limit(
+                args["per_second"], args.get("retry_after", True)), ok)[1],
+            ("POST", "/platform"): lambda: (self.set_platform(args["platform"]), ok)[1],
+            ("POST", "/reset"): lambda: (self.reset(), ok)[1],
+        }
+        route = routes.get((method, path))
+        return route() if route else _json(404, {"error": "no such control"})
+
+    def _record(self, method, path, query, headers, status) -> None:
+        # Deliberately no Authorization header and no body: nothing secret ends up in the log.
+        entry = {"method": method, "path": path, "query": query, "status": status,
+                 "user_agent": headers.get("User-Agent"), "content_type": headers.get("Content-Type"),
+                 "time": time.time()}
+        with self._lock:
+            self._log.append(entry)
+        if self.log_stream:
+            print(f"{method} {path} {status}", file=self.log_stream, flush=True)
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    ssl_context = None
+    emu: Emulator
+
+    def finish_request(self, request, client_address):
+        # TLS handshake in the per-connection thread, so a bad client cannot stall accept().
+        if self.ssl_context is None:
+            return super().finish_request(request, client_address)
+        request.settimeout(30)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except OSError:
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
+
+    def handle_error(self, request, client_address):
+        pass  # client hang-ups and failed handshakes are normal in tests
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"   # keep-alive, like the real API; every response has a length
+    timeout = 30
+    server: _Server
+
+    def log_request(self, code="-", size="-"):
+        pass  # our own one-line log in Emulator._record, without query strings
+
+    def log_message(self, fmt, *args):
+        if self.server.emu.log_stream:
+            print("emulator: " + (fmt % args), file=self.server.emu.log_stream, flush=True)
+
+    def _handle(self):
+        emu, method = self.server.emu, self.command
+        url = urlsplit(self.path)
+        path = url.path
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        body = self.rfile.read(_int(self.headers.get("Content-Length"), 0) or 0)
+        try:
+            if path.startswith("/_emulator/"):
+                return self._send(emu.control(method, path, body))
+            fault = emu._take_fault(method, path)
+            if fault:
+                time.sleep(fault.delay)
+                if fault.drop:  # no response at all: the client sees a closed connection
+                    self.close_connection = True
+                    return emu._record(method, path, query, self.headers, "dropped")
+                if fault.status is not None:
+                    body_out = fault.body if fault.body is not None else error_doc(fault.status)
+                    resp = Response(fault.status, body_out, fault.headers)
+                    emu._record(method, path, query, self.headers, resp.status)
+                    return self._send(resp)
+            resp = emu.dispatch(method, path, query, self.headers, body)
+        except Exception as exc:  # never hang: any bug becomes a JSON:API 500
+            print(f"emulator: internal error on {method} {path}: {exc!r}", file=sys.stderr, flush=True)
+            resp = _error(500, "internal server error")
+        # Log before answering, so a client that got its response always finds it in the log.
+        emu._record(method, path, query, self.headers, resp.status)
+        self._send(resp)
+
+    do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _handle
+
+    def _send(self, resp: Response) -> None:
+        body = resp.body
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        data = b"" if body is None else body.encode() if isinstance(body, str) else body
+        self.send_response(resp.status)
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        if resp.status != 204:
+            self.send_header("Content-Type", resp.content_type)
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if resp.status != 204:
+            self.wfile.write(data)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--platform", choices=("hcp", "tfe"), default="hcp")
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--tls-name", action="append", dest="tls_names")
+    p.add_argument("--api-token", action="append", dest="api_tokens", default=[])
+    p.add_argument("--org", action="append", default=[])
+    p.add_argument("--org-without-entitlement", action="append", default=[])
+    p.add_argument("--rate-limit", type=int, default=30)
+    p.add_argument("--ready-file")
+    p.add_argument("--seed-events", action="append", default=[], metavar="ORG:COUNT")
+    a = p.parse_args(argv)
+    env_tokens = [t.strip() for t in os.environ.get("TFE_EMULATOR_API_TOKENS", "").split(",") if t.strip()]
+    tokens = a.api_tokens + env_tokens or ["admin-token"]
+    emu = Emulator(a.platform, a.tls, a.tls_names or ("127.0.0.1", "localhost"), tokens, a.rate_limit,
+                   a.host, a.port, log_stream=sys.stderr)
+    for name in a.org:
+        emu.add_organization(name, True)
+    for name in a.org_without_entitlement:
+        emu.add_organization(name, False)
+    seeds = []
+    for spec in a.seed_events:
+        org, _, count = spec.rpartition(":")
+        if org not in emu._orgs or not count.isdigit():
+            p.error(f"--seed-events {spec!r}: want ORG:COUNT for an org given with --org")
+        seeds.append((org, int(count)))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with emu:
+        for org, count in seeds:
+            emu.seed_events(org, count)
+        ready = json.dumps({"url": emu.url, "ca_path": emu.ca_path, "pid": os.getpid()})
+        if a.ready_file:  # atomic: write a sibling temp file, then rename over
+            tmp = f"{a.ready_file}.{os.getpid()}.tmp"
+            with open(tmp, "w") as fh:
+                fh.write(ready + "\n")
+            os.replace(tmp, a.ready_file)
+        print(ready, flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
