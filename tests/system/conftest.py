@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+"""Fixtures for end-to-end tests: the emulator on loopback and real ansible-playbook runs against it."""
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+
+from tfe_emulator import Emulator  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def collections_path(tmp_path_factory):
+    """An ansible_collections tree holding this checkout as tfe.audit."""
+    base = tmp_path_factory.mktemp("collections")
+    namespace = base / "ansible_collections" / "tfe"
+    namespace.mkdir(parents=True)
+    (namespace / "audit").symlink_to(ROOT)
+    return base
+
+
+@pytest.fixture
+def admin_token():
+    return "admin-" + secrets.token_urlsafe(24)
+
+
+@pytest.fixture
+def emulator(admin_token):
+    with Emulator(platform="hcp", api_tokens=(admin_token,)) as emu:
+        emu.add_organization("acme", entitlement=True)
+        emu.add_organization("small", entitlement=False)
+        yield emu
+
+
+class Run:
+    def __init__(self, proc, workdir):
+        self.rc, self.stdout, self.stderr, self.workdir = proc.returncode, proc.stdout, proc.stderr, workdir
+
+    def __repr__(self):
+        return "<ansible-playbook rc=%s>\n%s\n%s" % (self.rc, self.stdout[-3000:], self.stderr[-3000:])
+
+
+@pytest.fixture
+def run_playbook(collections_path, tmp_path):
+    """Run a playbook (text) in its own directory with its own temp dirs; returns a Run."""
+
+    def run(playbook, *args, env=None, name="playbook.yml"):
+        workdir = tmp_path / "work"
+        workdir.mkdir(exist_ok=True)
+        (workdir / name).write_text(playbook)
+        full_env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "TFE_"))}
+        full_env.update(
+            ANSIBLE_COLLECTIONS_PATH=str(collections_path),
+            ANSIBLE_LOCAL_TEMP=str(tmp_path / "local-tmp"),
+            ANSIBLE_REMOTE_TEMP=str(tmp_path / "remote-tmp"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_RETRY_FILES_ENABLED="1",
+            ANSIBLE_RETRY_FILES_SAVE_PATH=str(workdir),
+            HOME=str(tmp_path / "home"),
+        )
+        full_env.update(env or {})
+        (tmp_path / "home").mkdir(exist_ok=True)
+        proc = subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", name] + list(args),
+            cwd=str(workdir), env=full_env, capture_output=True, text=True, timeout=600)
+        return Run(proc, workdir)
+
+    return run
+
+
+def files_under(*roots):
+    for root in roots:
+        for path in Path(root).rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                yield path
+
+
+@pytest.fixture
+def ansible_bin():
+    return BIN
+
+
+def which(name):
+    return shutil.which(name, path=str(BIN))
