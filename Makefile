@@ -138,7 +138,7 @@ emulator-tests: $(VENV_STAMP)
 
 lint: $(VENV_STAMP)
 	$(call header,ansible-lint --profile production)
-	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production
+	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production $(if $(CI),--nocolor,)
 	$(call header,antsibull-changelog lint)
 	cd $(ROOT) && $(VENV)/bin/antsibull-changelog lint
 
