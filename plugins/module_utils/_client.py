@@ -118,6 +118,13 @@ class BearerAuth(AuthBase):
         return "BearerAuth(<redacted>)"
 
 
+class NoAuth(AuthBase):
+    """No credentials at all: with ``auth=None`` requests would send a ``~/.netrc`` entry instead."""
+
+    def __call__(self, request):
+        return request
+
+
 class TfeRetry(Retry):
     """urllib3 ``Retry`` with HCP Terraform's rate-limit header and a cap on total waiting.
 
@@ -238,6 +245,8 @@ class TfeClient:
     def request(self, method, path, params=None, body=None, auth=True, accept=JSONAPI):
         """Send one request (retries included) and return the ``requests.Response``.
 
+        ``auth`` is ``True`` for the API token, ``False`` for none, or another auth object.
+
         Raises :class:`TfeError` for network and TLS failures; HTTP statuses are left to the caller.
         """
         url = self.api_url + path
@@ -248,10 +257,14 @@ class TfeClient:
             headers["Content-Type"] = JSONAPI
             if body is not None:
                 data = json.dumps(body)
+        if auth is True:
+            auth = self._auth
+        elif auth is False:
+            auth = NoAuth()
         try:
             return self.session.request(
                 method, url, params=params, data=data, headers=headers,
-                auth=self._auth if auth else None, verify=self.verify, timeout=self.timeout,
+                auth=auth, verify=self.verify, timeout=self.timeout,
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
@@ -373,6 +386,22 @@ class TfeClient:
         if response.status_code == 404:
             return False
         self._check(response, "DELETE", path, (200, 204))
+        return True
+
+    def audit_trail_token_is_live(self, secret):
+        """Whether ``secret`` is the organization's live audit trail token.
+
+        Reads one event with it: 200 means live, 401 stale (regenerated, deleted or expired).
+        Anything else (404 for an organization without the entitlement, 5xx after retries) raises:
+        an answer that does not say "stale" is never a reason to regenerate.
+        """
+        self.ensure_hcp_terraform()
+        path = "/organization/audit-trail"
+        response = self.request("GET", path, params={"page[size]": 1}, accept="application/json",
+                                auth=BearerAuth(secret))
+        if response.status_code == 401:
+            return False
+        self._check(response, "GET", path, (200,))
         return True
 
     # -- audit trail events ----------------------------------------------------------------

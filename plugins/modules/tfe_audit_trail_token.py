@@ -72,6 +72,24 @@ options:
       - O(lifetime) never causes a regeneration by itself; use O(rotate_before) to rotate.
       - Mutually exclusive with O(expired_at).
     type: str
+  known_token:
+    description:
+      - The secret you keep for this token, for example in a vault. HCP Terraform shows a secret only once,
+        so when you hold a stale one the only remedy is a new token.
+      - When set, an existing token is kept only if this secret is that token, checked (with
+        O(verify_known_token)) by reading one audit trail event with it; otherwise the token is regenerated
+        and the new secret returned in RV(token).
+      - An empty string says you hold no secret: an existing token is then regenerated.
+      - Only with O(state=present). The role C(tfe.audit.audit_trail_token) is built on this.
+    type: str
+  verify_known_token:
+    description:
+      - Check O(known_token) against HCP Terraform (C(GET /api/v2/organization/audit-trail), one request):
+        HTTP 200 means it is the live token, 401 that it is stale. Any other answer (404 for an organization
+        without the audit-logging entitlement, 5xx after retries) fails the task, never regenerates.
+      - When V(false), a non-empty O(known_token) is trusted without a request.
+    type: bool
+    default: true
   rotate_before:
     description:
       - Regenerate the token when it expires within this duration (for example V(30d)), or has already expired.
@@ -210,8 +228,13 @@ def parse_options(params, now):
     return options
 
 
-def decide(current, state, force_regenerate, expired_at, rotate_before, now):
-    """What to do, and why: ``(operation, reason)`` with operation one of create/regenerate/delete/none."""
+def decide(current, state, force_regenerate, expired_at, rotate_before, now, known_token_live=None):
+    """What to do, and why: ``(operation, reason)`` with operation one of create/regenerate/delete/none.
+
+    ``known_token_live`` is ``None`` when the caller holds no opinion (no ``known_token``), else whether
+    the secret the caller holds is the live token. It is consulted last, so it is only checked
+    (one request) when nothing else already asks for a new token.
+    """
     if state == "absent":
         return ("delete", "state is absent and a token exists") if current else ("none", "no token exists")
     if current is None:
@@ -225,6 +248,8 @@ def decide(current, state, force_regenerate, expired_at, rotate_before, now):
         if current_expiry <= now:
             return "regenerate", "the token expired at %s" % current.get("expired_at")
         return "regenerate", "the token expires at %s, within rotate_before" % current.get("expired_at")
+    if known_token_live is False:
+        return "regenerate", "the known_token is not the live token (none held, or stale)"
     return "none", "the token exists and nothing asks for a new one"
 
 
@@ -241,6 +266,8 @@ def main():
             expired_at=dict(type="str"),
             lifetime=dict(type="str"),
             rotate_before=dict(type="str"),
+            known_token=dict(type="str", no_log=True),
+            verify_known_token=dict(type="bool", default=True),
         ),
         mutually_exclusive=[("expired_at", "lifetime")],
         supports_check_mode=True,
@@ -254,8 +281,13 @@ def main():
     step = "read the audit trail token"
     try:
         current = tfe.client.read_audit_trail_token(organization)
-        operation, reason = decide(current, state, params["force_regenerate"], options["expired_at"],
-                                   options["rotate_before"], now)
+        decision = (current, state, params["force_regenerate"], options["expired_at"], options["rotate_before"], now)
+        operation, reason = decide(*decision)
+        if operation == "none" and state == "present" and params["known_token"] is not None:
+            step = "check the known_token against the audit trail"
+            live = bool(params["known_token"]) and (
+                not params["verify_known_token"] or tfe.client.audit_trail_token_is_live(params["known_token"]))
+            operation, reason = decide(*decision, known_token_live=live)
         result = dict(changed=operation != "none", operation=operation, reason=reason, organization=organization)
         before = dict(organization=organization, state="present" if current else "absent", **_metadata(current))
 

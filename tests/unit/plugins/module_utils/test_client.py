@@ -315,6 +315,18 @@ def test_netrc_cannot_replace_the_bearer_token(emulator, tmp_path, monkeypatch):
     assert client.read_audit_trail_token("acme") is None  # a 401 would raise
 
 
+def test_unauthenticated_ping_sends_no_netrc_credentials(emulator, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    client = make_client(emulator)
+    sent = []
+    client.session.hooks["response"].append(lambda response, **kwargs: sent.append(response.request.headers))
+    client.ensure_hcp_terraform()
+    assert "Authorization" not in sent[0]
+
+
 def test_bearer_auth_repr_hides_the_token():
     assert "secret-value" not in repr(_client.BearerAuth("secret-value"))
 

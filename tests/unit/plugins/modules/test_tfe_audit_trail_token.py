@@ -244,3 +244,50 @@ def test_info_module_reports_metadata_and_never_a_secret(emulator):
     assert result["exists"] and result["id"] == live["id"] and result["expired_at"] == live["expired_at"]
     assert live["token"] not in json.dumps(result)
     assert mutations(emulator) == []
+
+
+# -- known_token: the secret the caller holds ---------------------------------------------------
+
+
+def test_known_live_token_is_kept_with_three_requests(emulator):
+    live = emulator.regenerate_audit_trail_token("acme")
+    emulator.clear_requests()
+    result, failed = run_module(module.main, args_for(emulator, known_token=live["token"]))
+    assert not failed and not result["changed"], result
+    assert [r["path"] for r in emulator.requests] == [
+        "/api/v2/ping", "/api/v2/organizations/acme/authentication-token", "/api/v2/organization/audit-trail"]
+
+
+def test_stale_known_token_is_replaced(emulator):
+    stale = emulator.regenerate_audit_trail_token("acme")["token"]
+    emulator.regenerate_audit_trail_token("acme")  # someone regenerated it outside Ansible
+    check, _ = run_module(module.main, args_for(emulator, known_token=stale), check_mode=True)
+    assert check["changed"] and check["operation"] == "regenerate" and mutations(emulator) == []
+    result, _ = run_module(module.main, args_for(emulator, known_token=stale))
+    assert result["changed"] and "known_token" in result["reason"]
+    assert result["token"] == emulator.audit_trail_token("acme")["token"]
+    assert stale not in json.dumps({k: v for k, v in result.items() if k != "token"})
+
+
+def test_empty_known_token_regenerates_without_checking(emulator):
+    emulator.regenerate_audit_trail_token("acme")
+    emulator.clear_requests()
+    result, _ = run_module(module.main, args_for(emulator, known_token=""))
+    assert result["changed"] and result["operation"] == "regenerate"
+    assert not [r for r in emulator.requests if r["path"] == "/api/v2/organization/audit-trail"]
+
+
+def test_unverified_known_token_is_trusted(emulator):
+    emulator.regenerate_audit_trail_token("acme")
+    emulator.clear_requests()
+    result, _ = run_module(module.main, args_for(emulator, known_token="whatever", verify_known_token=False))
+    assert not result["changed"] and len(emulator.requests) == 2
+
+
+def test_known_token_check_that_is_not_401_fails_and_never_regenerates(emulator):
+    live = emulator.regenerate_audit_trail_token("acme")
+    emulator.add_fault(method="GET", path="audit-trail$", status=503, count=100)
+    result, failed = run_module(module.main, args_for(emulator, known_token=live["token"], max_retries=1))
+    assert failed and "503" in result["msg"] and "known_token" in result["msg"]
+    assert mutations(emulator) == [] and emulator.audit_trail_token("acme")["token"] == live["token"]
+    assert live["token"] not in json.dumps(result)
