@@ -97,9 +97,13 @@ $(VENV221_STAMP): $(REQ221)
 # ---------------------------------------------------------------------------------------------
 # Collection copy + ansible-test plumbing
 
-collection:
+# Also installs the collections the tests use (community.hashi_vault, ansible.posix) next to the
+# copy, in build/ansible_collections/, when tests/ci/install-test-collections.sh exists (stamped).
+collection: $(VENV_STAMP)
 	$(call header,copy collection to $(COLL))
 	@$(ROOT)/tests/ci/copy-collection.sh $(COLL)
+	@if [ -x $(ROOT)/tests/ci/install-test-collections.sh ]; then \
+	  PYTHON=$(VENV)/bin/python $(ROOT)/tests/ci/install-test-collections.sh $(COLL_PATH); fi
 
 # ansible-test bootstraps each venv it creates with get-pip from an unreachable host; write
 # the stand-in (~/.ansible/test/cache/get_pip_<ver>.py) for the pip version each core wants.
