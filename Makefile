@@ -11,6 +11,21 @@
 #   PYTHON311=/path/to/python3.11  PYTHON312=/path/to/python3.12
 
 SHELL := /bin/bash
+
+# Several people (and CI) may run make in the same checkout; targets share build/ and the venvs.
+# The outermost make re-runs itself under an exclusive lock (.make.lock), so concurrent runs queue
+# instead of deleting each other's build/ansible_collections copy. Nested makes inherit the lock.
+ifeq ($(TFE_AUDIT_MAKE_LOCKED),)
+_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+_GOALS := $(or $(MAKECMDGOALS),help)
+.PHONY: $(_GOALS)
+$(firstword $(_GOALS)):
+	@exec 9>$(_ROOT)/.make.lock; \
+	if ! flock -n 9; then echo "make: another make is running in $(_ROOT); waiting for .make.lock ..."; flock 9; fi; \
+	TFE_AUDIT_MAKE_LOCKED=1 $(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(_GOALS)
+$(filter-out $(firstword $(_GOALS)),$(_GOALS)):
+	@:
+else
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 .NOTPARALLEL:
@@ -202,3 +217,5 @@ test:
 clean:
 	$(call header,clean)
 	rm -rf $(BUILD) $(VENV) $(VENV221) tests/output .pytest_cache .hypothesis
+
+endif
