@@ -63,7 +63,7 @@ UNITS_ARGS ?=
 INTEGRATION_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-2.21 collection get-pip sanity sanity-2.19 sanity-2.21 units emulator-tests \
+.PHONY: help venv venv-2.21 collection get-pip get-pip-2.19 get-pip-2.21 sanity sanity-2.19 sanity-2.21 units emulator-tests \
         lint integration system tarball demo test clean
 
 help:
@@ -122,8 +122,12 @@ collection: $(VENV_STAMP)
 
 # ansible-test bootstraps each venv it creates with get-pip from an unreachable host; write
 # the stand-in (~/.ansible/test/cache/get_pip_<ver>.py) for the pip version each core wants.
-get-pip: $(VENV_STAMP) $(VENV221_STAMP)
+get-pip: get-pip-2.19 get-pip-2.21
+
+get-pip-2.19: $(VENV_STAMP)
 	@$(VENV)/bin/python $(ROOT)/tests/ci/write-get-pip.py >/dev/null
+
+get-pip-2.21: $(VENV221_STAMP)
 	@$(VENV221)/bin/python $(ROOT)/tests/ci/write-get-pip.py >/dev/null
 
 # ---------------------------------------------------------------------------------------------
@@ -137,15 +141,15 @@ sanity:
 	[ $$rc -eq 0 ] || echo '==== [sanity] FAILED (see above) ===='; \
 	exit $$rc
 
-sanity-2.19: collection get-pip
+sanity-2.19: collection get-pip-2.19
 	$(call header,ansible-test sanity: ansible-core 2.19 / Python 3.11)
 	cd $(COLL) && $(VENV)/bin/ansible-test sanity --local --requirements --python 3.11 --color no $(SANITY_ARGS) $(PIP_QUIET)
 
-sanity-2.21: collection get-pip
+sanity-2.21: collection get-pip-2.21
 	$(call header,ansible-test sanity: ansible-core 2.21 / Python 3.12)
 	cd $(COLL) && PATH=$(VENV221)/bin:$$PATH $(VENV221)/bin/ansible-test sanity --local --requirements --python 3.12 --color no $(SANITY_ARGS) $(PIP_QUIET)
 
-units: collection get-pip
+units: collection get-pip-2.19
 	$(call header,ansible-test units: ansible-core 2.19 / Python 3.11)
 	@if [ -z "$$(find $(COLL)/tests/unit -name 'test_*.py' -print -quit 2>/dev/null)" ]; then \
 	  echo 'WARNING: no tests/unit/**/test_*.py yet: nothing to run'; exit 0; fi; \
@@ -163,7 +167,7 @@ lint: $(VENV_STAMP)
 
 # The emulator runs for the whole ansible-test run; tests/ci/with-emulator.sh writes
 # tests/integration/integration_config.yml in the copy and kills the emulator afterwards.
-integration: collection get-pip
+integration: collection get-pip-2.19
 	$(call header,ansible-test integration --local --python 3.11 (against the emulator))
 	@if [ -z "$$(find $(COLL)/tests/integration/targets -mindepth 1 -maxdepth 1 -type d -print -quit 2>/dev/null)" ]; then \
 	  echo 'WARNING: no tests/integration/targets/* yet: nothing to run'; exit 0; fi; \
