@@ -37,7 +37,6 @@ from ansible_collections.tfe.audit.plugins.module_utils._client import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     TfeClient,
-    TfeError,
 )
 
 DEFAULT_HOSTNAME = "app.terraform.io"

@@ -14,8 +14,8 @@ version_added: 0.1.0
 description:
   - Makes sure an HCP Terraform organization has (or does not have) an audit trail token, the credential
     a SIEM uses to read the organization's audit trail.
-  - Idempotent, unlike the Terraform provider's C(tfe_audit_trail_token), which fails with
-    "already exists": an existing token is kept unless O(force_regenerate), a different O(expired_at),
+  - Idempotent, unlike the Terraform provider's C(tfe_audit_trail_token), which fails when a token already
+    exists. An existing token is kept unless O(force_regenerate), a different O(expired_at),
     or O(rotate_before) says it must be replaced.
   - The secret can be read only once, from the run that generates it; it is returned in RV(token) and the
     task's output is then hidden (as with C(no_log)), so it never reaches the screen or a log while
@@ -23,13 +23,13 @@ description:
   - Refuses to act on Terraform Enterprise, where the same request would regenerate or revoke the
     organization's regular API token.
 author:
-  - tfe.audit contributors
+  - tfe.audit maintainers (@tfe-audit)
 extends_documentation_fragment:
   - tfe.audit.connection
 attributes:
   check_mode:
     support: full
-    description: Reads happen; nothing is created or deleted; RV(changed) is what a real run would report; no RV(token).
+    description: Reads happen; nothing is created or deleted; the reported change is what a real run would make; no RV(token).
   diff_mode:
     support: full
     description: Shows the token's metadata (never the secret) before and after.
@@ -79,12 +79,12 @@ options:
       - When set, an existing token is kept only if this secret is that token, checked (with
         O(verify_known_token)) by reading one audit trail event with it; otherwise the token is regenerated
         and the new secret returned in RV(token).
-      - An empty string says you hold no secret: an existing token is then regenerated.
+      - An empty string says you hold no secret, so an existing token is regenerated.
       - Only with O(state=present). The role C(tfe.audit.audit_trail_token) is built on this.
     type: str
   verify_known_token:
     description:
-      - Check O(known_token) against HCP Terraform (C(GET /api/v2/organization/audit-trail), one request):
+      - Check O(known_token) against HCP Terraform with one request, C(GET /api/v2/organization/audit-trail).
         HTTP 200 means it is the live token, 401 that it is stale. Any other answer (404 for an organization
         without the audit-logging entitlement, 5xx after retries) fails the task, never regenerates.
       - When V(false), a non-empty O(known_token) is trusted without a request.

@@ -16,7 +16,7 @@ description:
   - The counterpart of the Terraform provider's import of C(tfe_audit_trail_token).
   - Never returns a secret (HCP Terraform shows it only once, when it is generated).
 author:
-  - tfe.audit contributors
+  - tfe.audit maintainers (@tfe-audit)
 extends_documentation_fragment:
   - tfe.audit.connection
 attributes:

@@ -343,7 +343,7 @@ def test_token_lifecycle_events(emu):
 # ---- rate limit --------------------------------------------------------------------------------
 def test_rate_limit_429_and_headers(emu):
     emu.set_rate_limit(5)
-    codes = [call(emu, "GET").status_code for _ in range(6)]
+    codes = [call(emu, "GET").status_code for dummy in range(6)]
     assert codes == [404] * 5 + [429]
     r = call(emu, "GET")
     assert r.status_code == 429
@@ -359,17 +359,17 @@ def test_rate_limit_429_and_headers(emu):
 
 def test_rate_limit_without_retry_after_and_off(emu):
     emu.set_rate_limit(2, retry_after=False)
-    codes = [call(emu, "GET") for _ in range(3)]
+    codes = [call(emu, "GET") for dummy in range(3)]
     assert codes[2].status_code == 429
     assert "Retry-After" not in codes[2].headers and "X-RateLimit-Reset" in codes[2].headers
     emu.set_rate_limit(0)
-    assert all(call(emu, "GET").status_code == 404 for _ in range(40))
+    assert all(call(emu, "GET").status_code == 404 for dummy in range(40))
 
 
 def test_rate_limit_per_org_for_org_tokens(emu):
     secret = call(emu, "POST").json()["data"]["attributes"]["token"]
     emu.set_rate_limit(3)
-    assert [events(emu, secret).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert [events(emu, secret).status_code for dummy in range(4)] == [200, 200, 200, 429]
     assert call(emu, "GET").status_code == 200  # the user is a different identity
 
 

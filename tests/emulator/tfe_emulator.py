@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A small, faithful local emulator of the HCP Terraform / Terraform Enterprise API parts that
 the audit trail token collection uses (see docs/tfe-api.md in the shared docs).
 
@@ -47,7 +46,7 @@ _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\
 
 
 def _rand(n: int, alphabet: str = ALNUM) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(n))
+    return "".join(secrets.choice(alphabet) for dummy in range(n))
 
 
 def _now() -> datetime:
@@ -399,7 +398,7 @@ class Emulator:
     @staticmethod
     def _bearer(headers) -> str | None:
         value = headers.get("Authorization") or ""
-        scheme, _, token = value.partition(" ")
+        scheme, dummy, token = value.partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
     def _token_endpoint(self, method, org_name, query, headers, body) -> Response:
@@ -665,7 +664,7 @@ def main(argv=None) -> int:
         emu.add_organization(name, False)
     seeds = []
     for spec in a.seed_events:
-        org, _, count = spec.rpartition(":")
+        org, dummy, count = spec.rpartition(":")
         if org not in emu._orgs or not count.isdigit():
             p.error(f"--seed-events {spec!r}: want ORG:COUNT for an org given with --org")
         seeds.append((org, int(count)))

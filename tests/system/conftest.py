@@ -71,7 +71,7 @@ def run_playbook(collections_path, tmp_path):
         (tmp_path / "home").mkdir(exist_ok=True)
         proc = subprocess.run(
             [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", name] + list(args),
-            cwd=str(workdir), env=full_env, capture_output=True, text=True, timeout=600)
+            cwd=str(workdir), env=full_env, capture_output=True, text=True, timeout=600, check=False)
         return Run(proc, workdir)
 
     return run

@@ -9,7 +9,6 @@ __metaclass__ = type
 import time
 
 import pytest
-import requests
 from requests.adapters import HTTPAdapter
 
 from ansible_collections.tfe.audit.plugins.module_utils import _client

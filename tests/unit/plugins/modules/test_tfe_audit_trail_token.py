@@ -118,38 +118,38 @@ def test_diff_shows_metadata_never_the_secret(emulator):
 
 
 def test_different_expired_at_regenerates_and_old_secret_dies(emulator):
-    first, _ = run_module(module.main, args_for(emulator, expired_at="2031-06-01T00:00:00Z"))
-    same, _ = run_module(module.main, args_for(emulator, expired_at="2031-06-01T02:00:00+02:00"))
+    first = run_module(module.main, args_for(emulator, expired_at="2031-06-01T00:00:00Z"))[0]
+    same = run_module(module.main, args_for(emulator, expired_at="2031-06-01T02:00:00+02:00"))[0]
     assert not same["changed"]
-    second, _ = run_module(module.main, args_for(emulator, expired_at="2032-06-01T00:00:00Z"))
+    second = run_module(module.main, args_for(emulator, expired_at="2032-06-01T00:00:00Z"))[0]
     assert second["changed"] and second["operation"] == "regenerate"
     assert second["token"] != first["token"]
     assert emulator.audit_trail_token("acme")["token"] == second["token"]
 
 
 def test_lifetime_sets_the_expiry_but_never_regenerates_by_itself(emulator):
-    result, _ = run_module(module.main, args_for(emulator, lifetime="90d"))
+    result = run_module(module.main, args_for(emulator, lifetime="90d"))[0]
     expiry = module.parse_api_time(result["expired_at"])
     assert abs((expiry - datetime.now(UTC)) - timedelta(days=90)) < timedelta(minutes=1)
-    again, _ = run_module(module.main, args_for(emulator, lifetime="30d"))
+    again = run_module(module.main, args_for(emulator, lifetime="30d"))[0]
     assert not again["changed"]
 
 
 def test_rotate_before_regenerates_a_token_close_to_expiry(emulator):
     soon = format_rfc3339(datetime.now(UTC) + timedelta(days=10))
     emulator.regenerate_audit_trail_token("acme", expired_at=soon)
-    check, _ = run_module(module.main, args_for(emulator, rotate_before="30d", lifetime="90d"), check_mode=True)
+    check = run_module(module.main, args_for(emulator, rotate_before="30d", lifetime="90d"), check_mode=True)[0]
     assert check["changed"] and check["operation"] == "regenerate" and mutations(emulator) == []
-    result, _ = run_module(module.main, args_for(emulator, rotate_before="30d", lifetime="90d"))
+    result = run_module(module.main, args_for(emulator, rotate_before="30d", lifetime="90d"))[0]
     assert result["changed"] and "rotate_before" in result["reason"]
-    again, _ = run_module(module.main, args_for(emulator, rotate_before="30d", lifetime="90d"))
+    again = run_module(module.main, args_for(emulator, rotate_before="30d", lifetime="90d"))[0]
     assert not again["changed"]
 
 
 def test_force_regenerate_always_changes(emulator):
     tokens = set()
-    for _ in range(2):
-        result, _ = run_module(module.main, args_for(emulator, force_regenerate=True))
+    for dummy in range(2):
+        result = run_module(module.main, args_for(emulator, force_regenerate=True))[0]
         assert result["changed"]
         tokens.add(result["token"])
     assert len(tokens) == 2
@@ -157,12 +157,12 @@ def test_force_regenerate_always_changes(emulator):
 
 def test_absent_deletes_then_is_idempotent(emulator):
     emulator.regenerate_audit_trail_token("acme")
-    check, _ = run_module(module.main, args_for(emulator, state="absent"), check_mode=True)
+    check = run_module(module.main, args_for(emulator, state="absent"), check_mode=True)[0]
     assert check["changed"] and mutations(emulator) == []
-    result, _ = run_module(module.main, args_for(emulator, state="absent"))
+    result = run_module(module.main, args_for(emulator, state="absent"))[0]
     assert result["changed"] and emulator.audit_trail_token("acme") is None
     assert "id" not in result
-    again, _ = run_module(module.main, args_for(emulator, state="absent"))
+    again = run_module(module.main, args_for(emulator, state="absent"))[0]
     assert not again["changed"]
 
 
@@ -261,9 +261,9 @@ def test_known_live_token_is_kept_with_three_requests(emulator):
 def test_stale_known_token_is_replaced(emulator):
     stale = emulator.regenerate_audit_trail_token("acme")["token"]
     emulator.regenerate_audit_trail_token("acme")  # someone regenerated it outside Ansible
-    check, _ = run_module(module.main, args_for(emulator, known_token=stale), check_mode=True)
+    check = run_module(module.main, args_for(emulator, known_token=stale), check_mode=True)[0]
     assert check["changed"] and check["operation"] == "regenerate" and mutations(emulator) == []
-    result, _ = run_module(module.main, args_for(emulator, known_token=stale))
+    result = run_module(module.main, args_for(emulator, known_token=stale))[0]
     assert result["changed"] and "known_token" in result["reason"]
     assert result["token"] == emulator.audit_trail_token("acme")["token"]
     assert stale not in json.dumps({k: v for k, v in result.items() if k != "token"})
@@ -272,7 +272,7 @@ def test_stale_known_token_is_replaced(emulator):
 def test_empty_known_token_regenerates_without_checking(emulator):
     emulator.regenerate_audit_trail_token("acme")
     emulator.clear_requests()
-    result, _ = run_module(module.main, args_for(emulator, known_token=""))
+    result = run_module(module.main, args_for(emulator, known_token=""))[0]
     assert result["changed"] and result["operation"] == "regenerate"
     assert not [r for r in emulator.requests if r["path"] == "/api/v2/organization/audit-trail"]
 
@@ -280,7 +280,7 @@ def test_empty_known_token_regenerates_without_checking(emulator):
 def test_unverified_known_token_is_trusted(emulator):
     emulator.regenerate_audit_trail_token("acme")
     emulator.clear_requests()
-    result, _ = run_module(module.main, args_for(emulator, known_token="whatever", verify_known_token=False))
+    result = run_module(module.main, args_for(emulator, known_token="whatever", verify_known_token=False))[0]
     assert not result["changed"] and len(emulator.requests) == 2
 
 
