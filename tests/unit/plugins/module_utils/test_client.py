@@ -295,11 +295,19 @@ def test_connection_refused_is_a_network_error(emulator):
     assert "Cannot reach" in str(info.value) and "refused" in str(info.value).lower()
 
 
-def test_unknown_host_is_a_network_error():
+def test_unknown_host_is_a_network_error(monkeypatch):
+    import socket
+
+    def nxdomain(host, *args, **kwargs):
+        # Answer like a resolver with no such name, without asking one (tests stay on loopback).
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", nxdomain)
     client = TfeClient("https://tfe.invalid", TOKEN, hostname="tfe.invalid", max_retries=0)
     with pytest.raises(TfeError) as info:
         client.read_audit_trail_token("acme")
     assert info.value.kind == "network" and "tfe.invalid" in str(info.value)
+    assert "Name or service not known" in str(info.value)
 
 
 # -- auth and TLS ------------------------------------------------------------------------------
