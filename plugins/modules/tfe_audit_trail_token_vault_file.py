@@ -28,7 +28,7 @@ description:
   - The task's output is hidden (as with C(no_log)) whenever the result holds the secret, while C(register)
     receives it.
   - This is an action plugin that runs on the controller; the module's own part runs where the task runs
-    (use C(hosts: localhost) or C(delegate_to: localhost)). The role C(tfe.audit.audit_trail_token) is built on it.
+    (run it in a play on V(localhost), or delegate it to V(localhost)). The role C(tfe.audit.audit_trail_token) is built on it.
 author:
   - tfe.audit maintainers (@tfe-audit)
 extends_documentation_fragment:
