@@ -185,11 +185,6 @@ recovered:
   returned: when O(cursor_file) is set
   type: int
   sample: 0
-dest:
-  description: The file the events were appended to.
-  returned: when O(dest) is set
-  type: str
-  sample: /var/log/hcp-terraform/audit.ndjson
 """
 
 import os
@@ -305,7 +300,7 @@ def export(fetch, writer_factory, options, check_mode, result):
     """
     dest, cursor_file = options["dest"], options["cursor_file"]
     since, page_size, max_events = options["since"], options["page_size"], options["max_events"]
-    result.update(changed=False, count=0, pages=0, dest=dest)
+    result.update(changed=False, count=0, pages=0)
     stored = load_cursor(cursor_file) if cursor_file else None
     try:
         dest_stat = os.stat(dest)
