@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+"""Bad input fails before any API call, with a message naming the option.
+
+One real ansible-playbook run holds every case as a task (ignore_errors); the emulator's request
+log must stay empty (not even a platform check), and each failure message must name its option.
+"""
+
+import json
+
+import yaml
+
+from reliability import record
+
+TOKEN_MODULE = "tfe.audit.tfe_audit_trail_token"
+INFO_MODULE = "tfe.audit.tfe_audit_trail_token_info"
+
+# (module, arguments, option the message must name, extra environment)
+CASES = [
+    (TOKEN_MODULE, {"expired_at": "2030-01-01"}, "expired_at", None),
+    (TOKEN_MODULE, {"expired_at": "2030-01-01T00:00:00"}, "expired_at", None),
+    (TOKEN_MODULE, {"expired_at": "2001-01-01T00:00:00Z"}, "expired_at", None),
+    (TOKEN_MODULE, {"expired_at": "next tuesday"}, "expired_at", None),
+    (TOKEN_MODULE, {"expired_at": "10000-01-01T00:00:00Z"}, "expired_at", None),
+    (TOKEN_MODULE, {"expired_at": "2030-02-30T00:00:00Z"}, "expired_at", None),
+    (TOKEN_MODULE, {"expired_at": "2030-01-01T00:00:00+25:00"}, "expired_at", None),
+    (TOKEN_MODULE, {"lifetime": "0d"}, "lifetime", None),
+    (TOKEN_MODULE, {"lifetime": "-1d"}, "lifetime", None),
+    (TOKEN_MODULE, {"lifetime": "abc"}, "lifetime", None),
+    (TOKEN_MODULE, {"lifetime": "1000000w"}, "lifetime", None),
+    (TOKEN_MODULE, {"rotate_before": "0d"}, "rotate_before", None),
+    (TOKEN_MODULE, {"rotate_before": "-5h"}, "rotate_before", None),
+    (TOKEN_MODULE, {"rotate_before": "30 days"}, "rotate_before", None),
+    (TOKEN_MODULE, {"organization": ""}, "organization", None),
+    (TOKEN_MODULE, {"organization": "acme/evil"}, "organization", None),
+    (TOKEN_MODULE, {"organization": "acme corp"}, "organization", None),
+    (TOKEN_MODULE, {"hostname": "https://app.terraform.io/api/v2"}, "hostname", None),
+    (TOKEN_MODULE, {"hostname": "ftp://app.terraform.io"}, "hostname", None),
+    (TOKEN_MODULE, {"hostname": "https://"}, "hostname", None),
+    (TOKEN_MODULE, {"hostname": "user@app.terraform.io"}, "hostname", None),
+    (TOKEN_MODULE, {"hostname": "app.terraform.io:99999"}, "hostname", None),
+    (TOKEN_MODULE, {"timeout": 0}, "timeout", None),
+    (TOKEN_MODULE, {"timeout": -5}, "timeout", None),
+    (TOKEN_MODULE, {"max_retries": -1}, "max_retries", None),
+    (TOKEN_MODULE, {"expired_at": "2031-01-01T00:00:00Z", "lifetime": "90d"}, "expired_at", None),
+    (TOKEN_MODULE, {"ca_path": "/nonexistent/ca.pem"}, "ca_path", None),
+    (TOKEN_MODULE, {"state": "gone"}, "state", None),
+    (TOKEN_MODULE, {"force_regenerate": "maybe"}, "force_regenerate", None),
+    (TOKEN_MODULE, {}, "TFE_SSL_SKIP_VERIFY", {"TFE_SSL_SKIP_VERIFY": "perhaps"}),
+    (INFO_MODULE, {"organization": "a b"}, "organization", None),
+    (INFO_MODULE, {"hostname": "tfe.example.com/path"}, "hostname", None),
+    (INFO_MODULE, {"timeout": 0}, "timeout", None),
+]
+
+
+def playbook(url):
+    tasks = []
+    for index, (module, args, option, environment) in enumerate(CASES):
+        arguments = {"hostname": url, "organization": "acme"}
+        arguments.update(args)
+        task = {"name": "case %d: %s" % (index, option), module: arguments,
+                "register": "case_%d" % index, "ignore_errors": True}
+        if environment:
+            task["environment"] = environment
+        tasks.append(task)
+    summary = "{{ {%s} | to_json }}" % ", ".join(
+        "'%d': {'failed': case_%d.failed | default(false), 'msg': case_%d.msg | default('')}" % (i, i, i)
+        for i in range(len(CASES)))
+    tasks.append({"name": "Keep the outcomes", "ansible.builtin.copy": {
+        "dest": "{{ playbook_dir }}/outcomes.json", "content": summary, "mode": "0600"}})
+    return yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+                            "tasks": tasks}], sort_keys=False)
+
+
+def test_bad_input_fails_before_any_request_naming_the_option(emulator, admin_token, run_playbook):
+    run = run_playbook(playbook(emulator.url), env={"TFE_TOKEN": admin_token})
+    assert run.rc == 0, run
+    assert "Traceback" not in run.stdout + run.stderr
+    outcomes = json.loads((run.workdir / "outcomes.json").read_text())
+
+    for index, (module, args, option, environment) in enumerate(CASES):
+        outcome = outcomes[str(index)]
+        value = json.dumps(args) if args else json.dumps(environment)
+        record("bad input", "%s %s" % (module.split(".")[-1], value), option=option,
+               failed=outcome["failed"], message=outcome["msg"])
+        assert outcome["failed"], (module, args)
+        assert option in outcome["msg"], (module, args, outcome["msg"])
+    assert len(CASES) >= 30
+    assert emulator.requests == [], "bad input reached the API"
