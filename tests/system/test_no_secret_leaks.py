@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import files_under
+from reliability import record
 
 HERE = Path(__file__).resolve().parent
 
@@ -126,6 +127,9 @@ def test_no_secret_in_any_output(emulator, admin_token, run_playbook, tmp_path, 
     haystacks = {"stdout": run.stdout, "stderr": run.stderr}
     for path in files_under(tmp_path):
         haystacks[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    occurrences = sum(text.count(secret) for secret in issued + [admin_token] for text in haystacks.values())
+    record("secret leaks", "module paths %s%s, %s callback" % (verbosity, " --diff" if diff else "", callback),
+           occurrences=occurrences, secrets=len(issued) + 1, places=len(haystacks))
     for secret in issued + [admin_token]:
         leaks = [where for where, text in haystacks.items() if secret in text]
         assert leaks == [], "a secret appeared in %s" % leaks
