@@ -31,7 +31,7 @@ import yaml
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.parsing.vault import VaultLib, get_file_vault_secret, is_encrypted, match_encrypt_secret
 from ansible.plugins.action import ActionBase
 

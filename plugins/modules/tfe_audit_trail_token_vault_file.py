@@ -36,7 +36,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: The API is only read and nothing is written; RV(changed) is what a real run would report.
+    description: The API is only read and nothing is written; C(changed) is what a real run would report.
   diff_mode:
     support: full
     description: Shows the token's metadata (never the secret) before and after.
