@@ -75,6 +75,7 @@ help:
 	@echo '  make sanity          ansible-test sanity on 2.19/py3.11 and 2.21/py3.12 (sanity-2.19, sanity-2.21 for one)'
 	@echo '  make units           ansible-test units --python 3.11'
 	@echo '  make emulator-tests  pytest tests/emulator'
+	@echo '  make molecule        molecule test --all (extensions/molecule/*: the role on localhost) against the emulator'
 	@echo '  make lint            ansible-lint --profile production + antsibull-changelog lint'
 	@echo '  make integration     ansible-test integration --local --python 3.11 against the emulator'
 	@echo '  make system          pytest tests/system (end-to-end ansible-playbook runs)'
@@ -183,6 +184,16 @@ system: collection $(VENV_STAMP)
 	  echo 'WARNING: no tests/system/**/test_*.py yet: nothing to run'; exit 0; fi; \
 	cd $(ROOT) && ANSIBLE_COLLECTIONS_PATH=$(COLL_PATH) $(VENV)/bin/python -m pytest tests/system -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# Molecule scenarios of the role (extensions/molecule/<scenario>, localhost, no containers) against one
+# emulator; a scenario that needs more (OpenBao for hashi_vault) starts it itself. The collections the
+# scenarios use (community.hashi_vault) come from build/ (see `collection`).
+.PHONY: molecule
+molecule: collection $(VENV_STAMP)
+	$(call header,molecule test --all (against the emulator))
+	cd $(ROOT) && ANSIBLE_COLLECTIONS_PATH=$(COLL_PATH) EMULATOR_LOG=$(BUILD)/emulator-molecule.log \
+	  INTEGRATION_CONFIG=$(BUILD)/molecule/integration_config.yml \
+	  $(ROOT)/tests/ci/with-emulator.sh $(VENV)/bin/molecule test --all
+
 tarball: collection $(VENV_STAMP)
 	$(call header,ansible-galaxy collection build + install + ansible-doc)
 	@rm -rf $(DIST) && mkdir -p $(DIST)
@@ -211,7 +222,7 @@ demo: $(VENV_STAMP)
 # Cheapest first so failures show up early.
 test:
 	@start=$$(date +%s); \
-	for t in lint units emulator-tests sanity integration system tarball; do \
+	for t in lint units emulator-tests sanity integration system molecule tarball; do \
 	  s=$$(date +%s); \
 	  $(MAKE) --no-print-directory $$t || { echo; echo "==== make test: FAILED in '$$t' ===="; exit 1; }; \
 	  echo "==== [$$t] done in $$(( $$(date +%s) - s )) s ===="; \
