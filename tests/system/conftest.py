@@ -91,3 +91,31 @@ def ansible_bin():
 
 def which(name):
     return shutil.which(name, path=str(BIN))
+
+
+@pytest.fixture(scope="session")
+def test_collections(tmp_path_factory):
+    """A collections path holding community.hashi_vault (and ansible.posix).
+
+    ``make system`` installs them once and passes the path in TFE_AUDIT_TEST_COLLECTIONS; without it
+    they are installed here with tests/ci/install-test-collections.sh (about 2 s).
+    """
+    given = os.environ.get("TFE_AUDIT_TEST_COLLECTIONS")
+    if given:
+        path = Path(given)
+    else:
+        path = tmp_path_factory.mktemp("test-collections")
+        subprocess.run([str(ROOT / "tests" / "ci" / "install-test-collections.sh"), str(path)],
+                       env=dict(os.environ, PYTHON=sys.executable), check=True, capture_output=True, timeout=300)
+    if not (path / "ansible_collections" / "community" / "hashi_vault").is_dir():
+        pytest.fail("community.hashi_vault is not in %s (tests/ci/install-test-collections.sh)" % path)
+    return path
+
+
+@pytest.fixture
+def openbao():
+    """A real OpenBao dev server (KV v2 at secret/) on 127.0.0.1, stopped and removed afterwards."""
+    from openbao import OpenBao  # pylint: disable=import-outside-toplevel
+
+    with OpenBao() as bao:
+        yield bao
