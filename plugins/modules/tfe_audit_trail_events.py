@@ -31,9 +31,10 @@ attributes:
     description:
       - Without O(dest) the module only reads, so it runs as usual.
       - With O(dest) nothing is written; only the pages needed to count the new events are fetched
-        (usually one), and RV(count) and RV(changed) say what a real run would export.
+        (usually one), and RV(count) and the changed status say what a real run would export.
   diff_mode:
     support: none
+    description: Events are not diffed; RV(count) says how many were exported.
   action_group:
     description: Use C(group/tfe.audit.tfe) in C(module_defaults) to set the connection options once.
     support: full

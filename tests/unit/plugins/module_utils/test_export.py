@@ -87,7 +87,7 @@ def test_cursor_round_trip(tmp_path):
     data = json.loads(open(path).read())
     assert data["ids"] == ["a", "b"] and data["timestamp"] == "2030-01-02T03:04:05.678Z"
     assert load_cursor(path) == cursor
-    assert [name for name in os.listdir(str(tmp_path))] == ["cursor.json"]  # no temp file left
+    assert os.listdir(str(tmp_path)) == ["cursor.json"]  # no temp file left
 
 
 def test_cursor_save_keeps_mode(tmp_path):
