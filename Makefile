@@ -180,9 +180,10 @@ integration: collection get-pip-2.19
 # ANSIBLE_COLLECTIONS_PATH=build (the fresh copy).
 system: collection $(VENV_STAMP)
 	$(call header,pytest tests/system)
+	@PYTHON=$(VENV)/bin/python $(ROOT)/tests/ci/install-test-collections.sh $(BUILD)/test-collections
 	@if [ -z "$$(find $(ROOT)/tests/system -name 'test_*.py' -print -quit 2>/dev/null)" ]; then \
 	  echo 'WARNING: no tests/system/**/test_*.py yet: nothing to run'; exit 0; fi; \
-	cd $(ROOT) && ANSIBLE_COLLECTIONS_PATH=$(COLL_PATH) $(VENV)/bin/python -m pytest tests/system -q -p no:cacheprovider $(PYTEST_ARGS)
+	cd $(ROOT) && TFE_AUDIT_TEST_COLLECTIONS=$(BUILD)/test-collections ANSIBLE_COLLECTIONS_PATH=$(COLL_PATH) $(VENV)/bin/python -m pytest tests/system -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Molecule scenarios of the role (extensions/molecule/<scenario>, localhost, no containers) against one
 # emulator; a scenario that needs more (OpenBao for hashi_vault) starts it itself. The collections the
