@@ -65,6 +65,17 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv venv-2.21 collection get-pip get-pip-2.19 get-pip-2.21 sanity sanity-2.19 sanity-2.21 units emulator-tests \
         lint integration system tarball demo test clean
+.PHONY: matrix ee
+
+# ansible-builder for `make ee` (own venv: it is not a test dependency of the collection).
+VENV_EE := $(ROOT)/.venv-ee
+VENV_EE_STAMP := $(VENV_EE)/.tfe-audit-installed
+
+# Support matrix (`make matrix`): one "<exact ansible-core>@<python>" per cell; each cell gets its own
+# virtualenv (.venv-matrix/<core>-py<python>) and collection copy (tests/ci/matrix.sh).
+# README.md's support matrix and meta/runtime.yml's requires_ansible follow this list.
+MATRIX ?= 2.18.19@3.11 2.19.14@3.11 2.20.10@3.12 2.21.5@3.12 2.21.5@3.13
+MATRIX_STEPS ?= sanity units integration
 
 help:
 	@echo 'Targets:'
@@ -80,6 +91,8 @@ help:
 	@echo '  make integration     ansible-test integration --local --python 3.11 against the emulator'
 	@echo '  make system          pytest tests/system (end-to-end ansible-playbook runs)'
 	@echo '  make tarball         ansible-galaxy collection build + install + ansible-doc of every module'
+	@echo '  make ee              validate examples/ee/ (ansible-builder create) and the collection'"'"'s EE metadata'
+	@echo '  make matrix          ansible-test sanity+units+integration per ansible-core/Python cell (MATRIX=, MATRIX_STEPS=)'
 	@echo '  make demo            demo/run-demo.sh'
 	@echo '  make clean           remove build/, venvs and test output'
 
@@ -215,6 +228,36 @@ tarball: collection $(VENV_STAMP)
 	  grep -q "tfe.audit.$$m" <<<"$$out" || { echo "$$out"; echo "ERROR: ansible-doc tfe.audit.$$m rendered nothing useful"; exit 1; }; \
 	  echo "ansible-doc tfe.audit.$$m: OK ($$(wc -l <<<"$$out") lines)"; \
 	done
+	@$(ROOT)/tests/ci/tarball-check.sh $(DIST)/tfe-audit-*.tar.gz
+
+$(VENV_EE_STAMP): tests/ci/requirements-ee.txt
+	$(call header,venv-ee: create/update $(VENV_EE) (ansible-builder))
+	@[ -x $(VENV_EE)/bin/python ] || $(PYTHON311) -m venv $(VENV_EE)
+	$(VENV_EE)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(VENV_EE)/bin/python -m pip install -q -r tests/ci/requirements-ee.txt $(PIP_QUIET)
+	@touch $@
+
+# examples/ee/ with `ansible-builder create` (no container engine) + introspection of the installed tarball.
+ee: collection $(VENV_EE_STAMP)
+	$(call header,execution environment: ansible-builder create + introspect)
+	@rm -rf $(BUILD)/ee && mkdir -p $(BUILD)/ee
+	$(VENV)/bin/ansible-galaxy collection build $(COLL) --output-path $(BUILD)/ee --force
+	ANSIBLE_BUILDER=$(VENV_EE)/bin/ansible-builder ANSIBLE_GALAXY=$(VENV)/bin/ansible-galaxy \
+	  $(ROOT)/tests/ci/ee-check.sh $$(ls $(BUILD)/ee/tfe-audit-*.tar.gz)
+
+# Runs every cell even after a failure; prints the time of each step; fails if any failed.
+matrix:
+	$(call header,support matrix: $(MATRIX) / $(MATRIX_STEPS))
+	@mkdir -p $(BUILD)/matrix; times=$(BUILD)/matrix/times.txt; : >$$times; rc=0; start=$$(date +%s); \
+	for cell in $(MATRIX); do \
+	  log=$(BUILD)/matrix/$$cell.log; \
+	  $(ROOT)/tests/ci/matrix.sh "$${cell%@*}" "$${cell#*@}" $(MATRIX_STEPS) 2>&1 | tee "$$log" || rc=1; \
+	  grep '^matrix-time ' "$$log" >>$$times || true; \
+	done; \
+	echo; echo '==== [matrix] seconds per step ===='; \
+	awk '{ printf "  %-14s %-12s %5d s  %s\n", $$2, $$3, $$4, $$5 }' $$times; \
+	echo "==== [matrix] $$([ $$rc -eq 0 ] && echo passed || echo FAILED) in $$(( $$(date +%s) - start )) s ===="; \
+	exit $$rc
 
 demo: $(VENV_STAMP)
 	$(call header,demo/run-demo.sh)
@@ -232,6 +275,6 @@ test:
 
 clean:
 	$(call header,clean)
-	rm -rf $(BUILD) $(VENV) $(VENV221) tests/output .pytest_cache .hypothesis
+	rm -rf $(BUILD) $(VENV) $(VENV221) $(ROOT)/.venv-matrix $(VENV_EE) tests/output .pytest_cache .hypothesis
 
 endif
