@@ -28,7 +28,8 @@ cp -r "$root/examples/ee" "$work/ee"
 cp "$tarball" "$work/ee/"
 (cd "$work/ee" && "$builder" create --file execution-environment.yml --context "$work/context" -v 1)
 ctx=$work/context
-containerfile=$(ls "$ctx"/Containerfile "$ctx"/Dockerfile 2>/dev/null | head -n 1 || true)
+containerfile=
+for f in "$ctx/Containerfile" "$ctx/Dockerfile"; do [ -f "$f" ] && containerfile=$f && break; done
 [ -n "$containerfile" ] || fail "no Containerfile in the generated context"
 [ -f "$ctx/_build/collections/$name" ] || fail "the context lacks _build/collections/$name"
 grep -q "collections/$name" "$ctx/_build/requirements.yml" || fail "the context's requirements.yml does not list $name"

@@ -33,7 +33,8 @@ find_python() {
   local pyenv_root candidate
   pyenv_root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
   # the newest patch release pyenv holds
-  candidate=$(ls -d "$pyenv_root"/versions/"$py".*/bin/python"$py" 2>/dev/null | sort -V | tail -n 1 || true)
+  candidate=$(find "$pyenv_root/versions" -maxdepth 3 -path "*/versions/$py.*/bin/python$py" 2>/dev/null \
+              | sort -V | tail -n 1 || true)
   if [ -n "$candidate" ] && [ -x "$candidate" ]; then echo "$candidate"; return; fi
   command -v "python$py" || { echo "matrix: no Python $py (pyenv or PATH)" >&2; exit 2; }
 }
