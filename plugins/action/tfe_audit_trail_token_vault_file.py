@@ -432,7 +432,8 @@ class ActionModule(ActionBase):
             result.update(failed=True, changed=False,
                           msg="%s (%s was not changed)" % (module_result.get("msg", "the module failed"),
                                                            vault_file.path))
-            for key in ("operation", "reason", "exception", "module_stderr", "module_stdout", "rc"):
+            # Not module_stdout: output that is not valid JSON could still hold a new secret.
+            for key in ("operation", "reason", "exception", "module_stderr", "rc"):
                 if key in module_result:
                     result[key] = module_result[key]
             return result
