@@ -65,7 +65,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv venv-2.21 collection get-pip get-pip-2.19 get-pip-2.21 sanity sanity-2.19 sanity-2.21 units emulator-tests \
         lint integration system tarball demo test clean
-.PHONY: matrix ee
+.PHONY: matrix ee changelog
 
 # ansible-builder for `make ee` (own venv: it is not a test dependency of the collection).
 VENV_EE := $(ROOT)/.venv-ee
@@ -91,6 +91,7 @@ help:
 	@echo '  make integration     ansible-test integration --local --python 3.11 against the emulator'
 	@echo '  make system          pytest tests/system (end-to-end ansible-playbook runs)'
 	@echo '  make tarball         ansible-galaxy collection build + install + ansible-doc of every module'
+	@echo '  make changelog       antsibull-changelog release --version <galaxy.yml version> in a temp copy (fragments render)'
 	@echo '  make ee              validate examples/ee/ (ansible-builder create) and the collection'"'"'s EE metadata'
 	@echo '  make matrix          ansible-test sanity+units+integration per ansible-core/Python cell (MATRIX=, MATRIX_STEPS=)'
 	@echo '  make demo            demo/run-demo.sh'
@@ -244,6 +245,11 @@ ee: collection $(VENV_EE_STAMP)
 	$(VENV)/bin/ansible-galaxy collection build $(COLL) --output-path $(BUILD)/ee --force
 	ANSIBLE_BUILDER=$(VENV_EE)/bin/ansible-builder ANSIBLE_GALAXY=$(VENV)/bin/ansible-galaxy \
 	  $(ROOT)/tests/ci/ee-check.sh $$(ls $(BUILD)/ee/tfe-audit-*.tar.gz)
+
+# `antsibull-changelog release` in a throwaway copy: the fragments render (nothing is committed).
+changelog: $(VENV_STAMP)
+	$(call header,antsibull-changelog release in a temp copy)
+	PYTHON=$(VENV)/bin/python $(ROOT)/tests/ci/changelog-check.sh
 
 # Runs every cell even after a failure; prints the time of each step; fails if any failed.
 matrix:
