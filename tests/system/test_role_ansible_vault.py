@@ -105,9 +105,7 @@ def role(emulator, admin_token, run_playbook, password_file):
     """Run the role: role(role_vars=dict, args=[...], env={...}, org=..., extra_tasks=...)."""
 
     def run(role_vars=None, args=None, env=None, org="acme", extra_tasks="", vault_args=None, name="playbook.yml"):
-        lines = "".join("      %s: %s\n" % (key, yaml.safe_dump(value, default_flow_style=True).strip().
-                                               removesuffix("...").strip())
-                        for key, value in (role_vars or {}).items())
+        lines = "".join("      %s: %s\n" % (key, _yaml_scalar(value)) for key, value in (role_vars or {}).items())
         playbook = PLAYBOOK.format(org=org, url=emulator.url, role_vars=lines.rstrip("\n"), extra_tasks=extra_tasks)
         full_env = {"TFE_TOKEN": admin_token}
         full_env.update(env or {})
@@ -115,6 +113,10 @@ def role(emulator, admin_token, run_playbook, password_file):
         return run_playbook(playbook, *(vault + list(args or [])), env=full_env, name=name)
 
     return run
+
+
+def _yaml_scalar(value):
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def live(emulator, org="acme"):
