@@ -65,11 +65,14 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv venv-2.21 collection get-pip get-pip-2.19 get-pip-2.21 sanity sanity-2.19 sanity-2.21 units emulator-tests \
         lint integration system tarball demo test clean
-.PHONY: matrix ee changelog
+.PHONY: matrix ee changelog docs
 
 # ansible-builder for `make ee` (own venv: it is not a test dependency of the collection).
 VENV_EE := $(ROOT)/.venv-ee
 VENV_EE_STAMP := $(VENV_EE)/.tfe-audit-installed
+# antsibull-docs + Sphinx for `make docs`.
+VENV_DOCS := $(ROOT)/.venv-docs
+VENV_DOCS_STAMP := $(VENV_DOCS)/.tfe-audit-installed
 
 # Support matrix (`make matrix`): one "<exact ansible-core>@<python>" per cell; each cell gets its own
 # virtualenv (.venv-matrix/<core>-py<python>) and collection copy (tests/ci/matrix.sh).
@@ -79,7 +82,7 @@ MATRIX_STEPS ?= sanity units integration
 
 help:
 	@echo 'Targets:'
-	@echo '  make test            lint, units, emulator-tests, sanity, integration, system, tarball (stops at the first failure)'
+	@echo '  make test            lint, changelog, units, emulator-tests, sanity, integration, system, molecule, tarball, ee, docs (stops at the first failure)'
 	@echo '  make venv            .venv (Python 3.11, ansible-core 2.19) from requirements-dev.txt'
 	@echo '  make venv-2.21       .venv-2.21 (Python 3.12, ansible-core 2.21)'
 	@echo '  make collection      fresh copy of tracked+untracked-not-ignored files into build/ansible_collections/tfe/audit'
@@ -92,6 +95,7 @@ help:
 	@echo '  make system          pytest tests/system (end-to-end ansible-playbook runs)'
 	@echo '  make tarball         ansible-galaxy collection build + install + ansible-doc of every module'
 	@echo '  make changelog       antsibull-changelog release --version <galaxy.yml version> in a temp copy (fragments render)'
+	@echo '  make docs            antsibull-docs: collection docs as HTML in build/docs/html (fails on warnings)'
 	@echo '  make ee              validate examples/ee/ (ansible-builder create) and the collection'"'"'s EE metadata'
 	@echo '  make matrix          ansible-test sanity+units+integration per ansible-core/Python cell (MATRIX=, MATRIX_STEPS=)'
 	@echo '  make demo            demo/run-demo.sh'
@@ -246,6 +250,18 @@ ee: collection $(VENV_EE_STAMP)
 	ANSIBLE_BUILDER=$(VENV_EE)/bin/ansible-builder ANSIBLE_GALAXY=$(VENV)/bin/ansible-galaxy \
 	  $(ROOT)/tests/ci/ee-check.sh $$(ls $(BUILD)/ee/tfe-audit-*.tar.gz)
 
+$(VENV_DOCS_STAMP): tests/ci/requirements-docs.txt
+	$(call header,venv-docs: create/update $(VENV_DOCS) (antsibull-docs, Sphinx))
+	@[ -x $(VENV_DOCS)/bin/python ] || $(PYTHON311) -m venv $(VENV_DOCS)
+	$(VENV_DOCS)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(VENV_DOCS)/bin/python -m pip install -q -r tests/ci/requirements-docs.txt $(PIP_QUIET)
+	@touch $@
+
+# antsibull-docs renders the collection (the fresh copy) to HTML in build/docs/html; fails on warnings.
+docs: collection $(VENV_DOCS_STAMP)
+	$(call header,antsibull-docs sphinx-init + build -> build/docs/html)
+	PATH=$(VENV_DOCS)/bin:$$PATH $(ROOT)/tests/ci/docs-build.sh $(COLL_PATH) $(BUILD)/docs
+
 # `antsibull-changelog release` in a throwaway copy: the fragments render (nothing is committed).
 changelog: $(VENV_STAMP)
 	$(call header,antsibull-changelog release in a temp copy)
@@ -272,7 +288,7 @@ demo: $(VENV_STAMP)
 # Cheapest first so failures show up early.
 test:
 	@start=$$(date +%s); \
-	for t in lint units emulator-tests sanity integration system molecule tarball; do \
+	for t in lint changelog units emulator-tests sanity integration system molecule tarball ee docs; do \
 	  s=$$(date +%s); \
 	  $(MAKE) --no-print-directory $$t || { echo; echo "==== make test: FAILED in '$$t' ===="; exit 1; }; \
 	  echo "==== [$$t] done in $$(( $$(date +%s) - s )) s ===="; \
@@ -281,6 +297,6 @@ test:
 
 clean:
 	$(call header,clean)
-	rm -rf $(BUILD) $(VENV) $(VENV221) $(ROOT)/.venv-matrix $(VENV_EE) tests/output .pytest_cache .hypothesis
+	rm -rf $(BUILD) $(VENV) $(VENV221) $(ROOT)/.venv-matrix $(VENV_EE) $(VENV_DOCS) tests/output .pytest_cache .hypothesis
 
 endif
