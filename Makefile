@@ -65,7 +65,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv venv-2.21 collection get-pip get-pip-2.19 get-pip-2.21 sanity sanity-2.19 sanity-2.21 units emulator-tests \
         lint integration system tarball demo test clean
-.PHONY: matrix ee changelog docs
+.PHONY: matrix matrix-ci ee changelog docs
 
 # ansible-builder for `make ee` (own venv: it is not a test dependency of the collection).
 VENV_EE := $(ROOT)/.venv-ee
@@ -79,6 +79,10 @@ VENV_DOCS_STAMP := $(VENV_DOCS)/.tfe-audit-installed
 # README.md's support matrix and meta/runtime.yml's requires_ansible follow this list.
 MATRIX ?= 2.18.19@3.11 2.19.14@3.11 2.20.10@3.12 2.21.5@3.12 2.21.5@3.13
 MATRIX_STEPS ?= sanity units integration
+# CI (.ci/run) runs a reduced matrix after `make test` to stay well inside its time limit: units and
+# integration on the cores make test does not cover (it runs everything on 2.19 and sanity on 2.21/3.12).
+MATRIX_CI ?= 2.18.19@3.11 2.20.10@3.12 2.21.5@3.13
+MATRIX_CI_STEPS ?= units integration
 
 help:
 	@echo 'Targets:'
@@ -98,6 +102,7 @@ help:
 	@echo '  make docs            antsibull-docs: collection docs as HTML in build/docs/html (fails on warnings)'
 	@echo '  make ee              validate examples/ee/ (ansible-builder create) and the collection'"'"'s EE metadata'
 	@echo '  make matrix          ansible-test sanity+units+integration per ansible-core/Python cell (MATRIX=, MATRIX_STEPS=)'
+	@echo '  make matrix-ci       the reduced matrix CI runs after make test (MATRIX_CI, MATRIX_CI_STEPS)'
 	@echo '  make demo            demo/run-demo.sh'
 	@echo '  make clean           remove build/, venvs and test output'
 
@@ -261,6 +266,9 @@ $(VENV_DOCS_STAMP): tests/ci/requirements-docs.txt
 docs: collection $(VENV_DOCS_STAMP)
 	$(call header,antsibull-docs sphinx-init + build -> build/docs/html)
 	PATH=$(VENV_DOCS)/bin:$$PATH $(ROOT)/tests/ci/docs-build.sh $(COLL_PATH) $(BUILD)/docs
+
+matrix-ci:
+	@$(MAKE) --no-print-directory matrix MATRIX="$(MATRIX_CI)" MATRIX_STEPS="$(MATRIX_CI_STEPS)"
 
 # `antsibull-changelog release` in a throwaway copy: the fragments render (nothing is committed).
 changelog: $(VENV_STAMP)
