@@ -97,3 +97,18 @@ def test_rotation_playbook_uses_the_role():
 def test_markdown_yaml_blocks_load(doc):
     for block in yaml_blocks(doc.read_text(encoding="utf-8")):
         yaml.safe_load(block)
+
+
+def test_requires_ansible_is_what_the_matrix_tests():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    cells = re.search(r"^MATRIX \?= (.*)$", makefile, re.M).group(1).split()
+    minors = sorted({tuple(int(p) for p in cell.split("@")[0].split(".")[:2]) for cell in cells})
+    low, high = minors[0], minors[-1]
+    assert minors == [(low[0], m) for m in range(low[1], high[1] + 1)], "the matrix skips a core: %s" % minors
+    runtime = load(ROOT / "meta" / "runtime.yml")
+    assert runtime["requires_ansible"] == ">=%d.%d.0,<%d.%d.0" % (low + (high[0], high[1] + 1))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for cell in cells:
+        core, python = cell.split("@")
+        assert re.search(r"^\| %s \(%s\) \| %s \|" % (re.escape(core.rsplit(".", 1)[0]), re.escape(core), re.escape(python)),
+                         readme, re.M), "README's support matrix lacks %s" % cell
