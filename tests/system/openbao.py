@@ -52,7 +52,7 @@ def find_bao():
 
 def _free_port_pair():
     """A free port p with p+1 also free (the dev server's cluster listener takes port + 1)."""
-    for _ in range(50):
+    for dummy in range(50):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -86,7 +86,7 @@ class OpenBao:
         self.log_path = os.path.join(self.workdir, "server.log")
         error = None
         try:
-            for _ in range(self.attempts):  # a port taken between the probe and the bind: try another
+            for dummy in range(self.attempts):  # a port taken between the probe and the bind: try another
                 try:
                     self._start_once()
                     return self

@@ -9,8 +9,6 @@ check-and-set against a concurrent writer).
 
 import hashlib
 import re
-import threading
-import time
 
 import hvac
 import pytest
