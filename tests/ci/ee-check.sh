@@ -35,6 +35,11 @@ for f in "$ctx/Containerfile" "$ctx/Dockerfile"; do [ -f "$f" ] && containerfile
 grep -q "collections/$name" "$ctx/_build/requirements.yml" || fail "the context's requirements.yml does not list $name"
 grep -q 'requirements.yml' "$containerfile" || fail "the Containerfile does not install requirements.yml"
 grep -q '^hvac' "$ctx/_build/requirements.txt" || fail "the context's requirements.txt lacks the optional hvac"
+# The image build introspects the collection in the context: its EE metadata must point at requests.
+tar -xzf "$ctx/_build/collections/$name" -O meta/execution-environment.yml | grep -q '^ *python: *requirements.txt' \
+  || fail "the tarball in the context has no meta/execution-environment.yml naming requirements.txt"
+tar -xzf "$ctx/_build/collections/$name" -O requirements.txt | grep -q '^requests' \
+  || fail "the tarball in the context does not require requests"
 echo "ee-check: context OK ($(basename "$containerfile"), _build/requirements.yml lists collections/$name)"
 
 # 2. ansible-builder introspect on the installed tarball
