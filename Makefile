@@ -103,6 +103,8 @@ help:
 	@echo '  make ee              validate examples/ee/ (ansible-builder create) and the collection'"'"'s EE metadata'
 	@echo '  make matrix          ansible-test sanity+units+integration per ansible-core/Python cell (MATRIX=, MATRIX_STEPS=)'
 	@echo '  make matrix-ci       the reduced matrix CI runs after make test (MATRIX_CI, MATRIX_CI_STEPS)'
+	@echo '  make bench           performance benchmark -> docs/PERFORMANCE.md + docs/performance-fleet.png (BENCH_ARGS=--quick)'
+	@echo '  make bench-smoke     request counts per operation (exact, from the emulator log; no timing)'
 	@echo '  make demo            demo/run-demo.sh'
 	@echo '  make clean           remove build/, venvs and test output'
 
@@ -289,6 +291,30 @@ matrix:
 	echo "==== [matrix] $$([ $$rc -eq 0 ] && echo passed || echo FAILED) in $$(( $$(date +%s) - start )) s ===="; \
 	exit $$rc
 
+# Performance benchmark (bench/, not part of the built collection). Not a timed test: it measures and
+# writes docs/PERFORMANCE.md and the fleet chart; nothing asserts wall-clock numbers. matplotlib (for the
+# chart only) lives in its own venv, .venv-bench, pinned in bench/requirements.txt.
+VENV_BENCH := $(ROOT)/.venv-bench
+VENV_BENCH_STAMP := $(VENV_BENCH)/.tfe-audit-installed
+BENCH_ARGS ?=
+.PHONY: bench bench-smoke
+
+$(VENV_BENCH_STAMP): bench/requirements.txt
+	$(call header,venv-bench: create/update $(VENV_BENCH) (matplotlib for the chart))
+	@[ -x $(VENV_BENCH)/bin/python ] || $(PYTHON311) -m venv $(VENV_BENCH)
+	$(VENV_BENCH)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(VENV_BENCH)/bin/python -m pip install -q -r bench/requirements.txt $(PIP_QUIET)
+	@touch $@
+
+bench: $(VENV_STAMP) $(VENV_BENCH_STAMP)
+	$(call header,bench/run.py $(BENCH_ARGS) -> docs/PERFORMANCE.md)
+	cd $(ROOT) && $(VENV)/bin/python bench/run.py --chart-python $(VENV_BENCH)/bin/python $(BENCH_ARGS)
+
+# Request counts only (exact); also part of `make system` (tests/system/test_request_counts.py).
+bench-smoke: $(VENV_STAMP)
+	$(call header,bench-smoke: request counts per operation)
+	cd $(ROOT) && $(VENV)/bin/python -m pytest tests/system/test_request_counts.py -q -p no:cacheprovider $(PYTEST_ARGS)
+
 demo: $(VENV_STAMP)
 	$(call header,demo/run-demo.sh)
 	cd $(ROOT) && bash demo/run-demo.sh
@@ -305,6 +331,6 @@ test:
 
 clean:
 	$(call header,clean)
-	rm -rf $(BUILD) $(VENV) $(VENV221) $(ROOT)/.venv-matrix $(VENV_EE) $(VENV_DOCS) tests/output .pytest_cache .hypothesis
+	rm -rf $(BUILD) $(VENV) $(VENV221) $(ROOT)/.venv-matrix $(VENV_EE) $(VENV_DOCS) $(ROOT)/.venv-bench tests/output .pytest_cache .hypothesis
 
 endif
