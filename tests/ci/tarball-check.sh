@@ -26,7 +26,7 @@ for f in "$root"/plugins/modules/*.py; do
 done
 # Emulator, tests output and helpers, benchmarks, molecule scenarios (with a test vault password),
 # dev/CI files, caches, venvs, build trees.
-forbidden='^(\.git|\.gitignore|\.ci|\.ansible-lint|\.ansible|\.venv[^/]*|\.pytest_cache|\.hypothesis|\.make[^/]*\.lock|build|demo|benchmarks?|extensions/molecule|Makefile|requirements-dev\.txt|tests/(emulator|output|system|ci|benchmarks?)|tests/integration/integration_config\.yml)(/|$)|(^|/)(__pycache__|.*\.pyc|.*\.tar\.gz)(/|$)'
+forbidden='^(\.git|\.gitignore|\.ci|\.ansible-lint|\.ansible|\.venv[^/]*|\.pytest_cache|\.hypothesis|\.make[^/]*\.lock|build|demo|bench|benchmarks?|extensions/molecule|Makefile|requirements-dev\.txt|tests/(emulator|output|system|ci|benchmarks?)|tests/integration/integration_config\.yml)(/|$)|(^|/)(__pycache__|.*\.pyc|.*\.tar\.gz)(/|$)'
 if leaked=$(grep -E "$forbidden" <<<"$members"); then
   echo "$leaked" >&2
   fail "the tarball contains files build_ignore in galaxy.yml should drop (above)"
