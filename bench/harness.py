@@ -59,11 +59,18 @@ class Result:
 
 
 class Workspace:
-    def __init__(self, prefix="tfe-audit-bench-"):
+    def __init__(self, prefix="tfe-audit-bench-", snapshot=None):
+        """``snapshot``: a git revision to export as tfe.audit (a fixed copy, unaffected by edits in the
+        checkout while a long run goes on); default: the checkout itself, symlinked."""
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         namespace = self.dir / "collections" / "ansible_collections" / "tfe"
         namespace.mkdir(parents=True)
-        (namespace / "audit").symlink_to(ROOT)
+        if snapshot:
+            (namespace / "audit").mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", snapshot], check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(namespace / "audit")], input=archive.stdout, check=True)
+        else:
+            (namespace / "audit").symlink_to(ROOT)
         for sub in ("home", "local-tmp", "remote-tmp", "work"):
             (self.dir / sub).mkdir()
         self.password_file = self.dir / "vault-pass.txt"

@@ -1,0 +1,559 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+"""`make bench`: measure tfe.audit against the in-process emulator and write docs/PERFORMANCE.md + the chart.
+
+Not a test: nothing here asserts a wall-clock number. Every timing is the median of interleaved runs
+(A, B, A, B, ...) and is reported as a ratio against the baseline next to it, because the machine is
+shared and noisy. Request counts are exact (bench/request_counts.py, also `make bench-smoke`).
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import harness
+import request_counts
+
+ROOT = harness.ROOT
+ADMIN = "admin-bench-token"
+TOKEN_PATH = "/api/v2/organizations/%s/authentication-token?token=audit-trails"
+LOADS = []
+
+
+def load(label):
+    LOADS.append((label, os.getloadavg()))
+    print("[bench] %s (load %.2f %.2f %.2f)" % ((label,) + os.getloadavg()), flush=True)
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+# -- 1 ---------------------------------------------------------------------------------------------
+
+def bench_requests(ws):
+    load("1. request counts")
+    counts, dummy = request_counts.measure(ws, ADMIN)
+    return {op: counts[op] for op in request_counts.OPERATIONS}
+
+
+# -- 2 ---------------------------------------------------------------------------------------------
+
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+{tasks}"""
+
+
+def module_task(name, org, url, extra=""):
+    return """
+    - name: "{name}"
+      tfe.audit.tfe_audit_trail_token:
+        organization: {org}
+        hostname: "{url}"{extra}
+      register: result
+""".format(name=name, org=org, url=url, extra=extra)
+
+
+def uri_get_task(name, org, url, status="200"):
+    return """
+    - name: "{name}"
+      ansible.builtin.uri:
+        url: "{url}{path}"
+        headers:
+          Authorization: "Bearer {token}"
+          Accept: application/vnd.api+json
+        status_code: [{status}]
+      register: current
+""".format(name=name, url=url, path=TOKEN_PATH % org, token=ADMIN, status=status)
+
+
+def uri_recipe(prefix, org, url):
+    """What a user writes without the collection: GET, POST on 404, set_fact."""
+    return uri_get_task(prefix + "get", org, url, "200, 404") + """
+    - name: "{prefix}post"
+      ansible.builtin.uri:
+        url: "{url}{path}"
+        method: POST
+        headers:
+          Authorization: "Bearer {token}"
+          Content-Type: application/vnd.api+json
+        body: '{{"data": {{"type": "authentication-token", "attributes": {{}}}}}}'
+        body_format: raw
+        status_code: [200, 201]
+      register: created
+      when: current.status == 404
+      no_log: true
+
+    - name: "{prefix}fact"
+      ansible.builtin.set_fact:
+        audit_token: "{{{{ created.json.data.attributes.token if created is not skipped else '' }}}}"
+        audit_token_id: "{{{{ created.json.data.id if created is not skipped else current.json.data.id }}}}"
+      no_log: true
+""".format(prefix=prefix, url=url, path=TOKEN_PATH % org, token=ADMIN)
+
+
+def bench_task_time(ws, emu, reps, n):
+    load("2. task time")
+    emu.add_organization("tt", entitlement=True)
+    emu.regenerate_audit_trail_token("tt")
+    books = {
+        "module": PLAY.format(tasks="".join(module_task("t-%d" % i, "tt", emu.url) for i in range(n))),
+        "uri": PLAY.format(tasks="".join(uri_get_task("t-%d" % i, "tt", emu.url) for i in range(n))),
+    }
+    env = {"TFE_TOKEN": ADMIN}
+    per_rep = {"module": [], "uri": []}
+    for rep in range(reps):
+        for kind in (("module", "uri") if rep % 2 == 0 else ("uri", "module")):
+            spans = ws.run_playbook(books[kind], env=env).spans("t-")
+            per_rep[kind].append(median(spans[1:]))  # the first task also builds the AnsiballZ payload
+    return per_rep
+
+
+# -- 3 ---------------------------------------------------------------------------------------------
+
+def bench_create(ws, emu, reps, n):
+    load("3. create path")
+    env = {"TFE_TOKEN": ADMIN}
+    per_rep = {"module": [], "uri": []}
+    for rep in range(reps):
+        for kind in (("module", "uri") if rep % 2 == 0 else ("uri", "module")):
+            tasks = []
+            for i in range(n):
+                org = "c-%s-%d-%d" % (kind, rep, i)
+                emu.add_organization(org, entitlement=True)
+                prefix = "c-%d-" % i
+                tasks.append(module_task(prefix + "module", org, emu.url) if kind == "module"
+                             else uri_recipe(prefix, org, emu.url))
+            result = ws.run_playbook(PLAY.format(tasks="".join(tasks)), env=env)
+            ops = [sum(result.spans("c-%d-" % i)) for i in range(1, n)]  # op 0 warms up
+            per_rep[kind].append(median(ops))
+            for i in range(n):
+                assert emu.audit_trail_token("c-%s-%d-%d" % (kind, rep, i)), "no token created"
+    return per_rep
+
+
+# -- 4 ---------------------------------------------------------------------------------------------
+
+FLEET_ROLE = """
+- hosts: all
+  gather_facts: false
+  roles:
+    - role: tfe.audit.audit_trail_token
+      audit_trail_token_organization: "{{{{ inventory_hostname }}}}"
+      audit_trail_token_hostname: "{url}"
+      audit_trail_token_vault_file: "{vault_dir}/{{{{ inventory_hostname }}}}.vault.yml"
+"""
+
+FLEET_URI = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Read the audit trail token
+      ansible.builtin.uri:
+        url: "{url}/api/v2/organizations/{{{{ inventory_hostname }}}}/authentication-token?token=audit-trails"
+        headers:
+          Authorization: "Bearer {token}"
+          Accept: application/vnd.api+json
+        status_code: [200, 404]
+      register: current
+
+    - name: Create it when there is none
+      ansible.builtin.uri:
+        url: "{url}/api/v2/organizations/{{{{ inventory_hostname }}}}/authentication-token?token=audit-trails"
+        method: POST
+        headers:
+          Authorization: "Bearer {token}"
+          Content-Type: application/vnd.api+json
+        body: '{{"data": {{"type": "authentication-token", "attributes": {{}}}}}}'
+        body_format: raw
+        status_code: [200, 201]
+      register: created
+      when: current.status == 404
+      no_log: true
+
+    - name: Keep it
+      ansible.builtin.set_fact:
+        audit_token: "{{{{ created.json.data.attributes.token if created is not skipped else '' }}}}"
+      no_log: true
+"""
+
+
+def bench_fleet(ws, emu, sizes, reps_for, forks):
+    results = []  # dicts: kind, n, phase, seconds
+    for n in sizes:
+        for rep in range(reps_for(n)):
+            load("4. fleet N=%d rep %d" % (n, rep + 1))
+            for kind in (("role", "uri") if rep % 2 == 0 else ("uri", "role")):
+                orgs = ["f-%s-%d-%d-%d" % (kind, n, rep, i) for i in range(n)]
+                for org in orgs:
+                    emu.add_organization(org, entitlement=True)
+                inventory = ws.path("work", "fleet-%s-%d-%d.yml" % (kind, n, rep))
+                inventory.write_text(json.dumps({"all": {
+                    "hosts": {org: {} for org in orgs},
+                    "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+                vault_dir = ws.path("vaults-%s-%d-%d" % (kind, n, rep))
+                vault_dir.mkdir()
+                book = (FLEET_ROLE if kind == "role" else FLEET_URI).format(url=emu.url, token=ADMIN,
+                                                                            vault_dir=vault_dir)
+                args = ["-f", str(forks), "--vault-password-file", str(ws.password_file)]
+                for phase in ("first", "idempotent"):
+                    result = ws.run_playbook(book, args=args, env={"TFE_TOKEN": ADMIN}, inventory=str(inventory))
+                    results.append(dict(kind=kind, n=n, rep=rep, phase=phase, seconds=result.wall))
+                    print("[bench]   %s %s N=%d: %.1f s" % (kind, phase, n, result.wall), flush=True)
+                missing = [org for org in orgs if not emu.audit_trail_token(org)]
+                assert not missing, "fleet left organizations without a token: %s" % missing[:5]
+                if kind == "role":
+                    assert len(list(vault_dir.glob("*.vault.yml"))) == n, "not every vault file was written"
+    return results
+
+
+def fit(points):
+    """Least squares seconds = intercept + slope * n."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if len(set(xs)) < 2:
+        return float("nan"), float("nan")
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return slope, my - slope * mx
+
+
+# -- 5 ---------------------------------------------------------------------------------------------
+
+EVENTS_BOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: "export"
+      tfe.audit.tfe_audit_trail_events:
+        hostname: "{url}"
+        token: "{token}"
+        dest: "{dest}"
+        cursor_file: "{cursor}"
+      vars:
+        ansible_python_interpreter: "{wrapper}"
+      register: exported
+      no_log: true
+"""
+
+
+def make_wrapper(ws, log):
+    wrapper = ws.path("rsswrap.sh")
+    wrapper.write_text("#!/bin/sh\nBENCH_RSS_LOG='%s' BENCH_RSS_PYTHON='%s' exec '%s' '%s' \"$@\"\n"
+                       % (log, sys.executable, sys.executable, harness.BENCH / "rsswrap.py"))
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def last_line(path):
+    return json.loads(Path(path).read_text().splitlines()[-1])
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bench_events(ws, emu, counts, reps):
+    log = ws.path("rss.jsonl")
+    wrapper = make_wrapper(ws, log)
+    out = {}
+    for count in counts:
+        load("5. events export %d" % count)
+        org = "ev-%d" % count
+        emu.add_organization(org, entitlement=True)
+        secret = emu.regenerate_audit_trail_token(org)["token"]
+        emu.seed_events(org, count=count, step_seconds=1.0)
+        total = len(emu._orgs[org].events)  # pylint: disable=protected-access  # + the token's own event
+        rows = {"module": [], "floor": []}
+        digests = set()
+        for rep in range(reps):
+            for kind in (("module", "floor") if rep % 2 == 0 else ("floor", "module")):
+                dest = ws.path("events-%s-%d-%d.ndjson" % (kind, count, rep))
+                if kind == "module":
+                    book = EVENTS_BOOK.format(url=emu.url, token=secret, dest=dest, wrapper=wrapper,
+                                              cursor=ws.path("cursor-%d-%d.json" % (count, rep)))
+                    ws.run_playbook(book)
+                else:
+                    subprocess.run([str(wrapper), str(harness.BENCH / "floor_export.py"), emu.url, secret, str(dest)],
+                                   check=True, capture_output=True, timeout=3600)
+                row = last_line(log)
+                row["argv"] = [Path(row["argv"][0]).name]  # no temp paths or tokens in the results
+                lines = sum(1 for dummy in open(dest, "rb"))
+                assert lines == total, "%s wrote %d events, expected %d" % (kind, lines, total)
+                digests.add(sha256(dest))
+                dest.unlink()
+                rows[kind].append(row)
+        assert len(digests) == 1, "the module and the floor did not write the same file"
+        out[count] = rows
+    return out
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+def machine():
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in ("ansible-core", "requests", "urllib3"):
+        try:
+            from importlib.metadata import version  # pylint: disable=import-outside-toplevel
+            versions[name] = version(name)
+        except Exception:  # pylint: disable=broad-except
+            versions[name] = "?"
+    return dict(cores=os.cpu_count(), cpu=model, python=platform.python_version(), system=platform.platform(),
+                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), **versions)
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def render(data, args):
+    m = data["machine"]
+    lines = ["# Performance", "",
+             "Generated by `make bench` (`bench/run.py%s`); do not edit by hand. Regenerate on a quiet machine."
+             % ((" " + " ".join(args.argv)) if args.argv else ""), "",
+             "Against the in-process API emulator (`tests/emulator/`, HTTP on loopback, rate limit off), with real "
+             "`ansible-playbook` runs of the collection. Timings are medians of interleaved runs (A, B, A, B, ...) "
+             "and are compared as ratios, because the machine is shared; request counts are exact. The benchmark "
+             "is not a test: nothing asserts a wall-clock number (`make bench-smoke`, also run by `make system`, "
+             "checks the request counts only).", "",
+             "## Machine", "",
+             "| | |", "|---|---|",
+             "| Date | %s |" % m["date"],
+             "| Collection | commit %s |" % m.get("commit", "?"),
+             "| CPU | %s, %s cores |" % (m["cpu"], m["cores"]),
+             "| System | %s |" % m["system"],
+             "| Python | %s |" % m["python"],
+             "| ansible-core | %s |" % m["ansible-core"],
+             "| requests / urllib3 | %s / %s |" % (m["requests"], m["urllib3"]),
+             "| Load average (1, 5, 15 min) at each step | %s |" % "; ".join(
+                 "%s: %.2f %.2f %.2f" % ((label,) + tuple(avg)) for label, avg in data["loads"]),
+             "| Duration of this run | %.0f s |" % data["duration"],
+             ""]
+    # 1
+    lines += ["## 1. HTTP requests per operation", "",
+              "Counted in the emulator's request log, host `http://127.0.0.1:<port>` (not an HCP Terraform hostname, "
+              "so every module run starts with the platform check `GET /api/v2/ping`). On `app.terraform.io` the "
+              "platform is known without asking: the idempotent `present` is **1 request**, proven by the unit "
+              "test `tests/unit/plugins/modules/test_tfe_audit_trail_token.py::"
+              "test_idempotent_present_on_app_terraform_io_is_one_request`.", "",
+              "| Operation | Target | Measured | Requests | |", "|---|--:|--:|---|---|"]
+    for op, (what, target, dummy) in request_counts.OPERATIONS.items():
+        reqs = data["requests"][op]
+        target_text = "2 (1 on app.terraform.io)" if op == "idempotent_present" else "≤ %d" % target
+        lines.append("| %s | %s | %d | %s | %s |" % (what, target_text, len(reqs),
+                                                   "<br>".join("`%s`" % r for r in reqs), verdict(len(reqs) <= target)))
+    # 2
+    tt = data["task_time"]
+    mod, uri = median(tt["module"]), median(tt["uri"])
+    ratio = mod / uri
+    lines += ["", "## 2. Task time: idempotent `tfe_audit_trail_token` vs one `ansible.builtin.uri` GET", "",
+              "A playbook of %d identical tasks on localhost; a task's time is the distance between consecutive task "
+              "starts (bench/callback_plugins/bench_timer.py), the first task (which also builds the AnsiballZ "
+              "payload) left out; median over the tasks of a run, then over %d interleaved runs. The module makes "
+              "2 requests (ping + read) here, the `uri` task 1 (the read)." % (args.tasks, args.reps), "",
+              "| | Per task (median) | Runs |", "|---|--:|---|",
+              "| `tfe.audit.tfe_audit_trail_token` (idempotent) | %.3f s | %s |" % (mod, ", ".join("%.3f" % v for v in tt["module"])),
+              "| `ansible.builtin.uri` GET | %.3f s | %s |" % (uri, ", ".join("%.3f" % v for v in tt["uri"])),
+              "", "Ratio module / uri: **%.2f** (target ≤ 1.10): %s." % (ratio, verdict(ratio <= 1.10))]
+    if data.get("profile"):
+        lines += ["", "Where the module's process spends its time (`python -X importtime` of the module's AnsiballZ "
+                  "payload, cumulative import time, the largest top-level imports):", "", "```", data["profile"], "```"]
+    # 3
+    cr = data["create"]
+    mod, uri = median(cr["module"]), median(cr["uri"])
+    speed = uri / mod
+    lines += ["", "## 3. Create path: the module vs the `uri` recipe", "",
+              "Per organization without a token: one module task (ping, GET 404, POST) vs the recipe a user writes "
+              "without the collection: `uri` GET (200/404), `uri` POST when 404, `set_fact` (3 tasks, 2 requests). "
+              "Time from the start of the operation's first task to the start of the next operation; median over "
+              "%d operations per run (the first left out), then over %d interleaved runs." % (args.create_n - 1, args.reps), "",
+              "| | Per create (median) | Runs |", "|---|--:|---|",
+              "| `tfe.audit.tfe_audit_trail_token` | %.3f s | %s |" % (mod, ", ".join("%.3f" % v for v in cr["module"])),
+              "| `uri` recipe | %.3f s | %s |" % (uri, ", ".join("%.3f" % v for v in cr["uri"])),
+              "", "The module is **%.2f×** faster (target ≥ 1.8×): %s." % (speed, verdict(speed >= 1.8))]
+    # 4
+    fl = data["fleet"]
+    lines += ["", "## 4. Fleet: N organizations, forks %d" % args.forks, "",
+              "One inventory host per organization (`ansible_connection: local`), `ansible-playbook -f %d`. **role**: "
+              "`tfe.audit.audit_trail_token`, Ansible Vault store, one vault file per organization in a temp dir, "
+              "a vault password file (the first run creates and stores, the idempotent run reads, verifies the "
+              "stored secret, writes nothing). **uri**: the recipe of section 3 as three tasks (it does not store "
+              "the secret anywhere, so it does less than the role). Wall time of the whole `ansible-playbook` run "
+              "(start-up included); median of the runs at each N (runs per N in the table)." % args.forks, "",
+              "| N | Runs | role first | role idempotent | uri first | uri idempotent | role/uri first | role/uri idempotent |",
+              "|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    summary = {}
+    for n in sorted({r["n"] for r in fl}):
+        cell = {}
+        for kind in ("role", "uri"):
+            for phase in ("first", "idempotent"):
+                vals = [r["seconds"] for r in fl if r["n"] == n and r["kind"] == kind and r["phase"] == phase]
+                cell[(kind, phase)] = median(vals)
+        summary[n] = cell
+        runs = len([r for r in fl if r["n"] == n and r["kind"] == "role" and r["phase"] == "first"])
+        lines.append("| %d | %d | %.1f s (%.3f s/org) | %.1f s (%.3f s/org) | %.1f s (%.3f s/org) | %.1f s (%.3f s/org) | %.2f | %.2f |" % (
+            n, runs,
+            cell[("role", "first")], cell[("role", "first")] / n, cell[("role", "idempotent")], cell[("role", "idempotent")] / n,
+            cell[("uri", "first")], cell[("uri", "first")] / n, cell[("uri", "idempotent")], cell[("uri", "idempotent")] / n,
+            cell[("role", "first")] / cell[("uri", "first")], cell[("role", "idempotent")] / cell[("uri", "idempotent")]))
+    lines += ["", "Growth with N (least-squares fit of the medians, seconds = intercept + slope × N):", "",
+              "| | slope (s per organization) | intercept (s) |", "|---|--:|--:|"]
+    fits = {}
+    for kind in ("role", "uri"):
+        for phase in ("first", "idempotent"):
+            slope, intercept = fit([(n, summary[n][(kind, phase)]) for n in summary])
+            fits["%s %s" % (kind, phase)] = (slope, intercept)
+            lines.append("| %s %s | %.3f | %.1f |" % (kind, phase, slope, intercept))
+    data["fits"] = {k: list(v) for k, v in fits.items()}
+    lines += ["", "![fleet time vs N](%s)" % Path(args.chart).name]
+    # 5
+    ev = data["events"]
+    lines += ["", "## 5. Events export to NDJSON: `tfe_audit_trail_events` vs a plain `requests` loop", "",
+              "Seeded events (one second apart) exported with `dest` + `cursor_file` by the module in a real "
+              "`ansible-playbook` run, vs `bench/floor_export.py` (a plain `requests` paging loop writing the same "
+              "file, byte for byte: checked by SHA-256; no cursor, no fsync, no crash safety). Time and peak RSS are "
+              "those of the module process itself (AnsiballZ start-up included) and of the floor's process: both run "
+              "through `bench/rsswrap.py`, which forks the interpreter and reads `os.wait4`'s `ru_maxrss`. Medians of "
+              "%d interleaved runs." % args.events_reps, "",
+              "| Events | module | floor | module/floor rate | module peak RSS | floor peak RSS |",
+              "|--:|--:|--:|--:|--:|--:|"]
+    rss = {}
+    for count in sorted(ev, key=int):
+        rows = ev[count]
+        ms, fs = median([r["seconds"] for r in rows["module"]]), median([r["seconds"] for r in rows["floor"]])
+        mr, fr = median([r["maxrss_kib"] for r in rows["module"]]), median([r["maxrss_kib"] for r in rows["floor"]])
+        rss[int(count)] = mr
+        lines.append("| %d | %.2f s (%.0f events/s) | %.2f s (%.0f events/s) | **%.2f** | %.1f MiB | %.1f MiB |" % (
+            int(count), ms, int(count) / ms, fs, int(count) / fs, fs / ms, mr / 1024, fr / 1024))
+    counts = sorted(rss)
+    if counts:
+        big = counts[-1]
+        rows = ev[big] if big in ev else ev[str(big)]
+        rate = median([r["seconds"] for r in rows["floor"]]) / median([r["seconds"] for r in rows["module"]])
+        lines += ["", "Rate at %d events: module / floor = **%.2f** (target ≥ 0.8): %s." % (big, rate, verdict(rate >= 0.8))]
+        if len(counts) > 1:
+            growth = rss[big] / rss[counts[0]] - 1
+            lines += ["Peak RSS %d vs %d events: %+.1f%% (target within 10%%): %s." % (
+                big, counts[0], growth * 100, verdict(abs(growth) <= 0.10))]
+    lines += ["", "## Notes", "",
+              "- The emulator runs in the benchmark's own process (a thread); on a %s-core machine it competes with "
+              "`ansible-playbook` and its forks for CPU, which inflates every absolute number; the ratios are what "
+              "to compare." % m["cores"],
+              "- Load averages above show whether other jobs were running; numbers from a loaded machine are noisier.",
+              ""]
+    return "\n".join(lines)
+
+
+def profile_module(ws, emu):
+    """-X importtime of one idempotent module run, summarised (top-level imports by cumulative time)."""
+    log = ws.path("importtime.txt")
+    wrapper = ws.path("importtime.sh")
+    wrapper.write_text("#!/bin/sh\nexec '%s' -X importtime \"$@\" 2>>'%s'\n" % (sys.executable, log))
+    wrapper.chmod(0o755)
+    book = PLAY.format(tasks=module_task("p", "tt", emu.url).replace(
+        "      register: result\n", "      register: result\n      vars:\n        ansible_python_interpreter: \"%s\"\n" % wrapper))
+    ws.run_playbook(book, env={"TFE_TOKEN": ADMIN})
+    rows = []
+    for line in log.read_text().splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = line[len("import time:"):].split("|")
+        if not parts[0].strip().isdigit():
+            continue
+        name = parts[2].rstrip()
+        if len(name) - len(name.lstrip()) == 1:  # top level (nested imports are indented further)
+            rows.append((int(parts[1].strip()), name.strip()))
+    rows.sort(reverse=True)
+    total = sum(us for us, dummy in rows)
+    text = ["%8.1f ms  %s" % (us / 1000, name) for us, name in rows[:15]]
+    text.append("%8.1f ms  total of all top-level imports" % (total / 1000))
+    return "\n".join(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small knobs, for development")
+    parser.add_argument("--reps", type=int, default=3, help="interleaved runs for items 2 and 3")
+    parser.add_argument("--tasks", type=int, default=20, help="identical tasks per playbook (item 2)")
+    parser.add_argument("--create-n", type=int, default=10, help="creates per playbook (item 3)")
+    parser.add_argument("--fleet", default="10,50,200", help="fleet sizes (item 4)")
+    parser.add_argument("--fleet-reps", type=int, default=2, help="interleaved runs per fleet size up to 50")
+    parser.add_argument("--fleet-reps-large", type=int, default=1, help="interleaved runs per fleet size above 50")
+    parser.add_argument("--forks", type=int, default=10)
+    parser.add_argument("--events", default="10000,100000", help="seeded event counts (item 5)")
+    parser.add_argument("--events-reps", type=int, default=3)
+    parser.add_argument("--only", default="1,2,3,4,5", help="items to run (the report needs all)")
+    parser.add_argument("--worktree", action="store_true",
+                        help="benchmark the checkout as it is (default: the HEAD commit, exported with git archive)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
+    parser.add_argument("--chart", default=str(ROOT / "docs" / "performance-fleet.png"))
+    parser.add_argument("--chart-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
+    parser.add_argument("--json", default=str(ROOT / "build" / "bench" / "results.json"))
+    args = parser.parse_args()
+    args.argv = sys.argv[1:]
+    args.argv = [a for a in args.argv if not a.startswith("--chart-python") and a != args.chart_python]
+    if args.quick:
+        args.reps, args.tasks, args.create_n = 2, 5, 4
+        args.fleet, args.fleet_reps, args.fleet_reps_large = "4,8", 1, 1
+        args.events, args.events_reps = "2000,10000", 1
+    only = set(args.only.split(","))
+    start = time.monotonic()
+    data = {"machine": machine()}
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "plugins", "roles", "meta"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    data["machine"]["commit"] = commit + (" (the checkout, with uncommitted changes)" if dirty and args.worktree
+                                          else "" if args.worktree else " (committed tree, `git archive`)")
+    with harness.Workspace(snapshot=None if args.worktree else commit) as ws, harness.emulator(ADMIN) as emu:
+        if "1" in only:
+            data["requests"] = bench_requests(ws)
+        if "2" in only:
+            data["task_time"] = bench_task_time(ws, emu, args.reps, args.tasks)
+            data["profile"] = profile_module(ws, emu)
+        if "3" in only:
+            data["create"] = bench_create(ws, emu, args.reps, args.create_n)
+        if "4" in only:
+            sizes = [int(n) for n in args.fleet.split(",")]
+            data["fleet"] = bench_fleet(ws, emu, sizes, lambda n: args.fleet_reps if n <= 50 else args.fleet_reps_large,
+                                        args.forks)
+        if "5" in only:
+            data["events"] = bench_events(ws, emu, [int(c) for c in args.events.split(",")], args.events_reps)
+    load("done")
+    data["loads"] = LOADS
+    data["duration"] = time.monotonic() - start
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    print("[bench] raw results: %s" % args.json)
+    if only != {"1", "2", "3", "4", "5"}:
+        return
+    report = render(data, args)
+    Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    subprocess.run([args.chart_python, str(harness.BENCH / "chart.py"), args.json, args.chart], check=True)
+    Path(args.out).write_text(report)
+    print("[bench] wrote %s and %s in %.0f s" % (args.out, args.chart, data["duration"]))
+
+
+if __name__ == "__main__":
+    main()
