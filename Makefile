@@ -210,6 +210,21 @@ system: collection $(VENV_STAMP)
 	  echo 'WARNING: no tests/system/**/test_*.py yet: nothing to run'; exit 0; fi; \
 	cd $(ROOT) && TFE_AUDIT_TEST_COLLECTIONS=$(BUILD)/test-collections ANSIBLE_COLLECTIONS_PATH=$(COLL_PATH) $(VENV)/bin/python -m pytest tests/system -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# The reliability suites live in tests/system (leaks, faults, bad input, crash safety, concurrency and load,
+# plus the role's behaviours); `make test` runs them CI-sized through `system`. `make reliability` is the long
+# form (all 24 leak combinations, the 100-organization fleet). `make reliability-report` runs the suites with
+# their measurements recorded and renders docs/RELIABILITY.md from them (FULL=1 for the long form).
+.PHONY: reliability reliability-report
+reliability:
+	@TFE_AUDIT_RELIABILITY_FULL=1 $(MAKE) --no-print-directory system
+
+reliability-report:
+	@rm -f $(BUILD)/reliability.jsonl
+	@mkdir -p $(BUILD)
+	@TFE_AUDIT_RELIABILITY_FULL=$(FULL) TFE_AUDIT_RELIABILITY_RESULTS=$(BUILD)/reliability.jsonl \
+	  $(MAKE) --no-print-directory system
+	$(VENV)/bin/python tests/system/render_reliability.py $(BUILD)/reliability.jsonl docs/RELIABILITY.md
+
 # Molecule scenarios of the role (extensions/molecule/<scenario>, localhost, no containers) against one
 # emulator; a scenario that needs more (OpenBao for hashi_vault) starts it itself. The collections the
 # scenarios use (community.hashi_vault) come from build/ (see `collection`).

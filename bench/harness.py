@@ -39,8 +39,8 @@ class Result:
 
     def check(self):
         if self.rc != 0:
-            raise RuntimeError("ansible-playbook failed (rc=%s)\n%s\n%s" % (self.rc, self.stdout[-4000:],
-                                                                         self.stderr[-4000:]))
+            raise RuntimeError("ansible-playbook failed (rc=%s)\n%s\n%s"
+                               % (self.rc, self.stdout[-4000:], self.stderr[-4000:]))
         return self
 
     def task_starts(self):

@@ -361,8 +361,9 @@ def render(data, args):
     for op, (what, target, dummy) in request_counts.OPERATIONS.items():
         reqs = data["requests"][op]
         target_text = "2 (1 on app.terraform.io)" if op == "idempotent_present" else "≤ %d" % target
-        lines.append("| %s | %s | %d | %s | %s |" % (what, target_text, len(reqs),
-                                                   "<br>".join("`%s`" % r for r in reqs), verdict(len(reqs) <= target)))
+        requests_text = "<br>".join("`%s`" % r for r in reqs)
+        lines.append("| %s | %s | %d | %s | %s |" % (what, target_text, len(reqs), requests_text,
+                                                     verdict(len(reqs) <= target)))
     # 2
     tt = data["task_time"]
     mod, uri = median(tt["module"]), median(tt["uri"])
