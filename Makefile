@@ -223,7 +223,7 @@ reliability-report:
 	@mkdir -p $(BUILD)
 	@TFE_AUDIT_RELIABILITY_FULL=$(FULL) TFE_AUDIT_RELIABILITY_RESULTS=$(BUILD)/reliability.jsonl \
 	  $(MAKE) --no-print-directory system
-	$(VENV)/bin/python tests/system/render_reliability.py $(BUILD)/reliability.jsonl docs/RELIABILITY.md
+	TFE_AUDIT_RELIABILITY_FULL=$(FULL) $(VENV)/bin/python tests/system/render_reliability.py $(BUILD)/reliability.jsonl docs/RELIABILITY.md
 
 # Molecule scenarios of the role (extensions/molecule/<scenario>, localhost, no containers) against one
 # emulator; a scenario that needs more (OpenBao for hashi_vault) starts it itself. The collections the
