@@ -8,6 +8,7 @@ in it with the bench_timer callback, which records per-task timestamps.
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -114,10 +115,13 @@ class Workspace:
         )
         full_env.update(env or {})
         cmd = [str(BIN / "ansible-playbook"), "-i", inventory, "-c", "local", str(book)] + list(args)
-        start = time.monotonic()
+        start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, cwd=str(work), env=full_env, capture_output=True, text=True, timeout=3600,
                               check=False)
         wall = time.monotonic() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         records = [json.loads(line) for line in timings.read_text().splitlines()] if timings.exists() else []
         result = Result(proc, wall, records)
+        result.cpu = cpu  # CPU seconds of ansible-playbook and everything it ran (less sensitive to load)
         return result.check() if check else result
