@@ -305,6 +305,9 @@ class ActionModule(ActionBase):
         for key in ("vault_file", "vault_var", "vault_id", "vault_password_file"):
             if params[key] is not None:
                 params[key] = plain(params[key])
+        if params["vault_file"] and os.path.isdir(params["vault_file"]):
+            raise StoreError("vault_file %r is a directory; give the path of a vars file, for example "
+                             "vault_file: group_vars/all/tfe_audit_trail_token.vault.yml" % params["vault_file"])
         if not params["vault_file"] or params["vault_file"].endswith(os.sep):
             raise StoreError("vault_file must be a file path, got %r; for example "
                              "vault_file: group_vars/all/tfe_audit_trail_token.vault.yml" % params["vault_file"])

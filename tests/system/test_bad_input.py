@@ -87,3 +87,64 @@ def test_bad_input_fails_before_any_request_naming_the_option(emulator, admin_to
         assert option in outcome["msg"], (module, args, outcome["msg"])
     assert len(CASES) >= 30
     assert emulator.requests == [], "bad input reached the API"
+
+
+# (role variables, words the message must hold) - the role checks its variables against
+# meta/argument_specs.yml, its store step checks the vault file, all before any API call.
+ROLE_CASES = [
+    ({"audit_trail_token_vault_file": "{{ playbook_dir }}/a-directory"}, ["vault_file", "a-directory"]),
+    ({"audit_trail_token_vault_var": "not a name"}, ["vault_var"]),
+    ({"audit_trail_token_store": "keepass"}, ["audit_trail_token_store"]),
+    ({"audit_trail_token_state": "gone"}, ["audit_trail_token_state"]),
+    ({"audit_trail_token_lifetime": "0d"}, ["lifetime"]),
+    ({"audit_trail_token_organization": "a/b"}, ["organization"]),
+    ({"audit_trail_token_vault_password_file": "{{ playbook_dir }}/wrong-pass"}, ["wrong vault password", "decrypt"]),
+]
+
+
+def role_playbook(url):
+    tasks = [{"name": "Directory where a vault file is expected",
+              "ansible.builtin.file": {"path": "{{ playbook_dir }}/a-directory", "state": "directory", "mode": "0700"}}]
+    for index, (role_vars, words) in enumerate(ROLE_CASES):
+        variables = {"audit_trail_token_organization": "acme", "audit_trail_token_hostname": url,
+                     "audit_trail_token_vault_file": "{{ playbook_dir }}/existing.vault.yml"}
+        variables.update(role_vars)
+        tasks.append({"name": "role case %d: %s" % (index, words[0]), "block": [
+            {"name": "Run the role", "ansible.builtin.include_role": {"name": "tfe.audit.audit_trail_token"},
+             "vars": variables}],
+            "rescue": [{"name": "Keep the failure", "ansible.builtin.set_fact": {
+                "role_case_%d" % index: "{{ ansible_failed_result.msg | default('') }}"}}]})
+    summary = "{{ {%s} | to_json }}" % ", ".join(
+        "'%d': role_case_%d | default('NOT FAILED')" % (i, i) for i in range(len(ROLE_CASES)))
+    tasks.append({"name": "Keep the outcomes", "ansible.builtin.copy": {
+        "dest": "{{ playbook_dir }}/role-outcomes.json", "content": summary, "mode": "0600"}})
+    return yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+                            "tasks": tasks}], sort_keys=False)
+
+
+def test_role_bad_input_fails_before_any_mutation(emulator, admin_token, run_playbook, tmp_path):
+    from ansible.parsing.vault import VaultLib, VaultSecret  # pylint: disable=import-outside-toplevel
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (tmp_path / "vault-pass").write_text("right password")
+    (workdir / "wrong-pass").write_text("wrong password")
+    vault = VaultLib([("default", VaultSecret(b"right password"))])
+    existing = vault.encrypt("other_var: kept\n")
+    (workdir / "existing.vault.yml").write_bytes(existing)
+
+    run = run_playbook(role_playbook(emulator.url), "--vault-password-file", str(tmp_path / "vault-pass"),
+                       env={"TFE_TOKEN": admin_token})
+    assert run.rc == 0, run
+    assert "Traceback" not in run.stdout + run.stderr
+    outcomes = json.loads((run.workdir / "role-outcomes.json").read_text())
+    for index, (role_vars, words) in enumerate(ROLE_CASES):
+        message = outcomes[str(index)]
+        record("bad input", "role %s" % json.dumps(role_vars), option=words[0], failed=message != "NOT FAILED",
+               message=message)
+        assert message != "NOT FAILED", role_vars
+        for word in words:
+            assert word in message, (role_vars, message)
+    assert [r for r in emulator.requests if r["method"] in ("POST", "DELETE")] == []
+    assert (workdir / "existing.vault.yml").read_bytes() == existing
