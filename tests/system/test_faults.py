@@ -8,6 +8,7 @@ cause; never a traceback; the total time bounded. Attempts come from the emulato
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -83,6 +84,8 @@ def test_fault(emulator, admin_token, run_playbook, case, fault, options, succes
     with Stopwatch() as watch:
         run = run_playbook(playbook, "-vvv", env={"TFE_TOKEN": admin_token})
     outcome = outcome_of(run)
+    # A request the client gave up on is logged once the emulator's delay is over: let it finish.
+    time.sleep(fault.get("delay", 0))
     faulted = [r for r in emulator.requests if r["path"] == TOKEN_PATH and r["method"] == fault["method"]]
     record("faults", case, outcome="success" if not outcome["failed"] else "clean failure",
            attempts=len(faulted), seconds=watch.seconds, message=outcome["msg"])
