@@ -36,6 +36,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.tfe.audit.plugins.module_utils._client import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
+    RETRY_STATUSES,
     TfeClient,
 )
 
@@ -327,8 +328,9 @@ class TfeModule:
             msg = ("Cannot %s%s: still rate limited (HTTP 429) after %s retries; try again later or raise "
                    "max_retries." % (action, where, self.connection.max_retries))
         elif exc.status is not None and exc.status >= 500:
-            msg = "Cannot %s%s: HCP Terraform answered HTTP %s after %s retries (%s). Try again later." % (
-                action, where, exc.status, self.connection.max_retries, exc.details or str(exc))
+            retried = " after %s retries" % self.connection.max_retries if exc.status in RETRY_STATUSES else ""
+            msg = "Cannot %s%s: HCP Terraform answered HTTP %s%s (%s). Try again later." % (
+                action, where, exc.status, retried, exc.details or str(exc))
         else:
             msg = "Cannot %s%s: %s" % (action, where, exc)
         error = dict(status=exc.status, kind=exc.kind, method=exc.method, path=exc.path, errors=exc.errors)

@@ -45,7 +45,7 @@ CASES = [
      {}, True, None, 3),
     ("429 with only X-RateLimit-Reset", dict(method="POST", status=429, count=2, headers={"X-RateLimit-Reset": "0.4"}),
      {}, True, None, 3),
-    ("500 for the first 2 requests", dict(method="POST", status=500, count=2), {}, False, ["HTTP 500"], 1),
+    ("500 for the first 2 requests", dict(method="POST", status=500, count=2), {}, False, ["HTTP 500 ("], 1),
     ("502 for the first 2 requests", dict(method="POST", status=502, count=2), {}, True, None, 3),
     ("503 for the first 2 requests", dict(method="POST", status=503, count=2), {}, True, None, 3),
     ("504 for the first 2 requests", dict(method="POST", status=504, count=2), {}, True, None, 3),
