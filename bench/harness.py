@@ -91,7 +91,7 @@ class Workspace:
     def path(self, *parts):
         return self.dir.joinpath(*parts)
 
-    def run_playbook(self, playbook, args=(), env=None, inventory="localhost,", check=True):
+    def run_playbook(self, playbook, args=(), env=None, inventory="localhost,", check=True, retry_on_signal=True):
         """Run a playbook (text) with ansible-playbook; returns a Result with the callback's records."""
         self._n += 1
         work = self.dir / "work"
@@ -118,6 +118,12 @@ class Workspace:
         start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, cwd=str(work), env=full_env, capture_output=True, text=True, timeout=3600,
                               check=False)
+        if proc.returncode < 0 and retry_on_signal:  # killed from outside (a shared machine): once more
+            print("[bench] ansible-playbook was killed by signal %d; running it again" % -proc.returncode, flush=True)
+            timings.unlink(missing_ok=True)
+            start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            proc = subprocess.run(cmd, cwd=str(work), env=full_env, capture_output=True, text=True, timeout=3600,
+                                  check=False)
         wall = time.monotonic() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
