@@ -215,6 +215,9 @@ def parse_options(params, now):
     """Validate the module's own options before any API call. Raises ``OptionError``."""
     options = dict(organization=validate_organization(params["organization"]), expired_at=None,
                    lifetime=None, rotate_before=None)
+    if params["expired_at"] is not None and params["lifetime"] is not None:
+        raise OptionError("expired_at and lifetime are mutually exclusive (both set the new token's expiry); give "
+                          "one, for example lifetime: 90d or expired_at: '2030-12-31T23:59:59Z'")
     if params["expired_at"] is not None:
         options["expired_at"] = parse_rfc3339(params["expired_at"])
         if options["expired_at"] <= now:
@@ -269,7 +272,6 @@ def main():
             known_token=dict(type="str", no_log=True),
             verify_known_token=dict(type="bool", default=True),
         ),
-        mutually_exclusive=[("expired_at", "lifetime")],
         supports_check_mode=True,
     )
     params = tfe.params

@@ -37,7 +37,9 @@ SUITES = collections.OrderedDict([
     ("bad input", ("Bad input", ["case", "option", "failed", "message"],
                    "Each fails before any API request (the emulator's log stays empty) naming the option.")),
     ("crash safety", ("Crash safety", ["case", "outcome", "seconds"], "")),
-    ("concurrency", ("Concurrency and load", ["case", "outcome", "seconds", "detail"], "")),
+    ("concurrency", ("Concurrency and load", ["case", "outcome", "seconds", "attempts", "posts", "throttled_429"],
+                     "attempts: API requests in the emulator's log; throttled_429: how many of them it answered "
+                     "with 429 (each retried; none surfaced as a failure).")),
 ])
 
 
