@@ -187,7 +187,9 @@ emulator-tests: $(VENV_STAMP)
 
 lint: $(VENV_STAMP)
 	$(call header,ansible-lint --profile production)
-	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production $(if $(CI),--nocolor,)
+	@PYTHON=$(VENV)/bin/python $(ROOT)/tests/ci/install-test-collections.sh $(BUILD)/test-collections
+	cd $(ROOT) && ANSIBLE_COLLECTIONS_PATH=$(BUILD)/test-collections \
+	  $(VENV)/bin/ansible-lint --profile production $(if $(CI),--nocolor,)
 	$(call header,antsibull-changelog lint)
 	cd $(ROOT) && $(VENV)/bin/antsibull-changelog lint
 
