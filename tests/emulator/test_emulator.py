@@ -509,3 +509,12 @@ def test_cli_ready_line_and_sigterm(tmp_path):
     assert proc.returncode == 0
     assert "POST /api/v2/organizations/acme/authentication-token 201" in err
     assert "cli-tok" not in err and secret not in err and "Bearer" not in err
+
+
+def test_issued_secrets_lists_every_secret_handed_out(emu):
+    created = call(emu, "POST").json()["data"]["attributes"]["token"]
+    outside = emu.regenerate_audit_trail_token("acme")["token"]
+    org_token = call(emu, "POST", audit=False).json()["data"]["attributes"]["token"]
+    assert emu.issued_secrets == [created, outside, org_token]
+    emu.reset()
+    assert emu.issued_secrets == []

@@ -210,6 +210,7 @@ class Emulator:
         self._lock = threading.RLock()
         self._limiter = RateLimiter(rate_limit, retry_after)
         self._orgs: dict[str, Organization] = {}
+        self.issued_secrets: list[str] = []  # every secret handed out, oldest first (leak searches)
         self._log: list[dict] = []
         self._faults: list[Fault] = []
         self._server = self._thread = self._tmpdir = None
@@ -329,6 +330,7 @@ class Emulator:
         with self._lock:
             self._orgs.clear()
             self._log.clear()
+            self.issued_secrets.clear()
             self._faults.clear()
             platform, rate, retry_after = self._initial
             self.set_platform(platform)
@@ -349,6 +351,7 @@ class Emulator:
         tok = Token("at-" + _rand(16), f"{_rand(14)}.atlasv1.{_rand(70, URLSAFE)}",
                     now.replace(microsecond=now.microsecond // 1000 * 1000), expired_at, user.id)
         org.tokens[kind] = tok  # replaces: the old secret stops working at once
+        self.issued_secrets.append(tok.secret)
         if kind == AUDIT:
             self._append_event(org, user, "authentication_token", tok.id, "create", now)
         return tok

@@ -237,18 +237,9 @@ def launcher(collections_path, admin_token, vault_password_file, tmp_path):
 
 
 @pytest.fixture
-def issued(emulator, monkeypatch):
+def issued(emulator):
     """Every secret the emulator issues during the test."""
-    secrets = []
-    original = emulator._new_token
-
-    def recording(*args, **kwargs):
-        token = original(*args, **kwargs)
-        secrets.append(token.secret)
-        return token
-
-    monkeypatch.setattr(emulator, "_new_token", recording)
-    return secrets
+    return emulator.issued_secrets
 
 
 def workspace(tmp_path, emulator, orgs):

@@ -192,15 +192,8 @@ def test_no_secret_in_any_output(emulator, admin_token, run_playbook, test_colle
     emulator.add_organization("roleorg", entitlement=True)
     stale_token = emulator.regenerate_audit_trail_token("roleorg")["token"]
     emulator.seed_events("roleorg", count=50)
-    issued = [stale_token]
-    original = emulator._new_token
-
-    def recording_new_token(*args, **kwargs):
-        token = original(*args, **kwargs)
-        issued.append(token.secret)
-        return token
-
-    emulator._new_token = recording_new_token
+    issued = emulator.issued_secrets
+    assert issued == [stale_token]
     vault_password = "vault-" + secrets.token_urlsafe(24)
     password_file = tmp_path / "vault-pass"
     password_file.write_text(vault_password)

@@ -88,16 +88,7 @@ def password_file(tmp_path):
 @pytest.fixture
 def issued(emulator):
     """Every secret the emulator issues during the test (for the leak searches)."""
-    secrets = []
-    original = emulator._new_token
-
-    def recording(*args, **kwargs):
-        token = original(*args, **kwargs)
-        secrets.append(token.secret)
-        return token
-
-    emulator._new_token = recording
-    return secrets
+    return emulator.issued_secrets
 
 
 @pytest.fixture

@@ -279,15 +279,7 @@ def test_absent_deletes_token_and_entry_idempotently(role, emulator, openbao):
 # -- the secret is never printed -------------------------------------------------------------------------
 
 def test_secret_never_in_output_at_vvv(role, emulator, openbao):
-    issued = []
-    original = emulator._new_token  # pylint: disable=protected-access
-
-    def recording_new_token(*args, **kwargs):
-        token = original(*args, **kwargs)
-        issued.append(token.secret)
-        return token
-
-    emulator._new_token = recording_new_token  # pylint: disable=protected-access
+    issued = emulator.issued_secrets
     outputs = []
     for kwargs in ({}, {}, {"check": True}, {"audit_trail_token_force_regenerate": "true"}, {"state": "absent"}):
         run = role("-vvv", "--diff", **kwargs)
