@@ -57,6 +57,10 @@ ONE_MS = timedelta(milliseconds=1)
 
 _TIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
+# How the API writes every timestamp: parsed by the C parser, 10x faster than the general path.
+_API_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
+# One encoder for every line (json.dumps with options builds a new one per call); events are trees.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
 class ExportError(Exception):
@@ -71,6 +75,11 @@ def parse_time(value, what="timestamp"):
 
     Raises :class:`ExportError` (``what`` names the value in the message).
     """
+    if isinstance(value, str) and _API_TIME.match(value):
+        try:
+            return datetime.fromisoformat(value[:23] + "+00:00")
+        except ValueError:
+            pass  # e.g. month 13: the general path below explains
     text = str(value).strip() if value is not None else ""
     match = _TIME.match(text)
     if not match:
@@ -141,6 +150,18 @@ class Cursor:
         elif moment == self.timestamp:
             self.ids.add(event_id)
         self.exported += 1
+
+    def advance_batch(self, batch):
+        """Record a page's exported events: ``(time, id, ...)`` items, oldest first, none covered yet."""
+        if not batch:
+            return
+        newest = batch[-1][0]
+        at_newest = set(item[1] for item in batch if item[0] == newest)
+        if newest == self.timestamp:
+            self.ids.update(at_newest)
+        elif self.timestamp is None or newest > self.timestamp:
+            self.timestamp, self.ids = newest, at_newest
+        self.exported += len(batch)
 
     def request_since(self, default=None):
         """The ``since`` to ask for: 1 ms before the cursor (inclusive-safe), else ``default``."""
@@ -269,7 +290,13 @@ def _write_all(fd, data):
 
 def ndjson_line(event):
     """One event as one line (compact JSON, the API's key order, UTF-8, ``\\n``-terminated)."""
-    return (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    return (_ENCODE(event) + "\n").encode("utf-8")
+
+
+def ndjson_lines(events):
+    """Events as consecutive :func:`ndjson_line` lines (one bytes object)."""
+    text = "\n".join(_ENCODE(event) for event in events)
+    return (text + "\n").encode("utf-8") if text else b""
 
 
 class NdjsonWriter:
@@ -296,7 +323,7 @@ class NdjsonWriter:
 
     def write_page(self, events):
         """Append the events and make them durable; returns the size of the file afterwards."""
-        data = b"".join(ndjson_line(event) for event in events)
+        data = ndjson_lines(events)
         try:
             _write_all(self.fd, data)
             os.fsync(self.fd)
@@ -396,7 +423,7 @@ def _split(body, cursor):
     for position, event in enumerate(body["data"]):
         moment, event_id = event_key(event)
         keyed.append((moment, position, event_id, event))
-    keyed.sort(key=lambda item: (item[0], item[1]))  # oldest first; ties keep the API's order
+    keyed.sort()  # oldest first; ties keep the API's order (positions are unique: events never compared)
     new_events, seen, covered = [], set(), 0
     for moment, dummy, event_id, event in keyed:
         if cursor.covers(moment, event_id) or event_id in seen:

@@ -289,8 +289,7 @@ def count_new_events(fetch, cursor, since, page_size, max_events):
 def write_batch(writer, cursor, batch):
     """Append one page's new events (appended and fsync-ed), then move the in-memory cursor past them."""
     writer.write_page(item[2] for item in batch)
-    for item in batch:
-        cursor.advance(item[0], item[1])
+    cursor.advance_batch(batch)
 
 
 def export(fetch, writer_factory, options, check_mode, result):

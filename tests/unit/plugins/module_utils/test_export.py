@@ -51,10 +51,20 @@ def test_parse_time_keeps_milliseconds_in_utc(text, expected):
     assert parse_time(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2030-01-02", "2030-02-30T00:00:00Z", "2030-01-02T03:04:05+25:00"])
+@pytest.mark.parametrize("text", ["", "yesterday", "2030-01-02", "2030-02-30T00:00:00Z", "2030-01-02T03:04:05+25:00",
+                                  "2030-02-30T00:00:00.000Z", "2030-13-01T00:00:00.000Z"])
 def test_parse_time_rejects_junk(text):
     with pytest.raises(ExportError, match="since"):
         parse_time(text, "since")
+
+
+def test_parse_time_fast_path_agrees_with_the_general_path():
+    """The API's own form takes a shortcut; it must give what the general path gives."""
+    for moment in (T0, T0.replace(microsecond=0), datetime(1999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)):
+        text = format_time(moment)
+        fast = parse_time(text)
+        general = parse_time(text.replace("T", " "))  # not the API form: the regex path
+        assert fast == general == moment and fast.utcoffset() == timedelta(0)
 
 
 def test_format_time_is_the_api_format():
@@ -77,6 +87,24 @@ def test_cursor_boundary_ids_and_since():
     assert cursor.request_since("ignored") == "2030-01-02T03:04:05.677Z"
     cursor.advance(T0 + timedelta(seconds=1), "c")
     assert cursor.ids == {"c"} and cursor.next_since == "2030-01-02T03:04:06.678Z" and cursor.exported == 3
+
+
+def test_cursor_advance_batch_is_advance_per_event():
+    later = T0 + timedelta(seconds=1)
+    for start in (None, T0, later):
+        one, batch = Cursor(), Cursor()
+        if start is not None:
+            one.advance(start, "old")
+            batch.advance(start, "old")
+        items = [(T0, "a", {}), (later, "b", {}), (later, "c", {})]
+        items = [item for item in items if not one.covers(item[0], item[1])]
+        for moment, event_id, dummy in items:
+            one.advance(moment, event_id)
+        batch.advance_batch(items)
+        assert batch == one and batch.ids == one.ids
+    empty = Cursor(T0, ["a"])
+    empty.advance_batch([])
+    assert empty == Cursor(T0, ["a"])
 
 
 def test_cursor_round_trip(tmp_path):
