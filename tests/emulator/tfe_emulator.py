@@ -588,6 +588,10 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"   # keep-alive, like the real API; every response has a length
     timeout = 30
+    # Like a production server on a keep-alive connection: a response leaves in as few segments as
+    # possible (one buffered write, flushed per request) and never waits on Nagle + delayed ACK (40 ms).
+    wbufsize = -1
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_request(self, code="-", size="-"):
