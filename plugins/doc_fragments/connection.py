@@ -51,9 +51,11 @@ options:
     default: 30
   max_retries:
     description:
-      - How many times a request is retried after a rate limit (HTTP 429, waiting as C(Retry-After) or
-        C(X-RateLimit-Reset) say), a 502, 503 or 504, or a connection error (exponential backoff with jitter).
-      - Waits add up to at most 60 seconds per request. V(0) disables retries.
+      - How many times a request is retried after a 502, 503 or 504 or a connection error (exponential
+        backoff with jitter).
+      - A rate limit (HTTP 429) is retried whatever this count, waiting as C(Retry-After) or
+        C(X-RateLimit-Reset) say, because the server says when to come back.
+      - Waits add up to at most 60 seconds per request. V(0) disables every retry, 429 included.
     type: int
     default: 5
   allow_unverified_platform:

@@ -49,6 +49,7 @@ RETRY_STATUSES = frozenset((429, 502, 503, 504))
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 8.0
 TOTAL_WAIT_CAP = 60.0
+MIN_RATE_LIMIT_WAIT = 0.25
 
 
 class TfeError(Exception):
@@ -128,9 +129,12 @@ class NoAuth(AuthBase):
 class TfeRetry(Retry):
     """urllib3 ``Retry`` with HCP Terraform's rate-limit header and a cap on total waiting.
 
-    - 429 waits for ``Retry-After`` when sent, else ``X-RateLimit-Reset`` (seconds, a float),
-      plus a little jitter so parallel forks do not return in lock step.
-    - 502/503/504 and connection errors back off exponentially with jitter.
+    - 429 waits for ``Retry-After`` when sent, else ``X-RateLimit-Reset`` (seconds, a float; at
+      least ``MIN_RATE_LIMIT_WAIT``), plus a little jitter so parallel forks do not return in lock
+      step. A 429 does not use up the retry count: the server says when to come back, and a fleet
+      of forks sharing one rate limit can be told "later" many times in a row. Only the cap below
+      ends it (``max_retries=0`` still disables every retry).
+    - 502/503/504 and connection errors back off exponentially with jitter, ``max_retries`` times.
     - Once the waits would exceed ``max_wait`` seconds in total, retrying stops and the
       last answer is returned (or the connection error raised).
     """
@@ -160,6 +164,8 @@ class TfeRetry(Retry):
         if response is not None and self.respect_retry_after_header:
             seconds = self.get_retry_after(response)
             if seconds is not None:
+                if response.status == 429:
+                    seconds = max(seconds, MIN_RATE_LIMIT_WAIT)
                 return seconds * (1.0 + random.uniform(0.0, 0.1))
         retry_number = len(self.history)
         backoff = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** max(0, retry_number - 1)))
@@ -167,6 +173,8 @@ class TfeRetry(Retry):
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         new_retry = super(TfeRetry, self).increment(method, url, response, error, _pool, _stacktrace)
+        if response is not None and response.status == 429:
+            new_retry = new_retry.new(total=self.total, status=self.status)  # bounded by max_wait only
         wait = new_retry.planned_wait(response)
         if new_retry.waited + wait > new_retry.max_wait:
             raise MaxRetryError(_pool, url, error or Exception("retry wait cap of %ss reached" % new_retry.max_wait))

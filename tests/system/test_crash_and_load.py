@@ -8,7 +8,7 @@ Issue 4, suites 4 and 5, with real ``ansible-playbook`` runs against the in-proc
   before the directory fsync) and its whole process tree is killed with SIGKILL. The vault file must then
   be the old or the new one, decrypt, no file may hold a secret in clear, and a re-run must converge.
 * concurrency and load: 8 runs at once on one organization with no token yet, and a fleet of
-  organizations (one inventory host each, forks 10) under the emulator's rate limit of 30 requests/s.
+  organizations (one inventory host each, forks 10) under a rate limit of 4 requests/s (429s on purpose).
   ``TFE_AUDIT_RELIABILITY_FULL=1`` runs the 100-organization fleet, otherwise 20.
 """
 
@@ -392,11 +392,13 @@ def test_concurrency_8_runs_from_no_token(emulator, launcher, tmp_path):
 
 
 def test_load_fleet_under_rate_limit(emulator, launcher, tmp_path):
+    """A fleet sharing one token's rate limit, set low enough that the forks are told 429 again and again."""
     count = 100 if FULL else 20
+    per_second = 4
     orgs = ["fleet-%03d" % number for number in range(count)]
     for org in orgs:
         emulator.add_organization(org, entitlement=True)
-    emulator.set_rate_limit(30)
+    emulator.set_rate_limit(per_second)
     workdir = workspace(tmp_path, emulator, orgs)
     emulator.clear_requests()
 
@@ -411,9 +413,9 @@ def test_load_fleet_under_rate_limit(emulator, launcher, tmp_path):
     for org in orgs:
         assert decrypt(workdir / "vaults" / ("%s.vault.yml" % org)) == {VAR: live(emulator, org)}, org
     throttled = sum(1 for r in emulator.requests if r["status"] == 429)
-    assert "429" not in "".join(line for line in out.splitlines() if "FAILED" in line or "fatal" in line)
-    if not FULL:
-        assert watch.seconds < 120, "the CI-sized fleet stays short (%s s)" % watch.seconds
-    record("concurrency", "fleet of %d organizations, forks 10, rate limit 30/s" % count,
+    assert throttled > 0, "the limit was meant to bite; this run proves nothing about 429 handling"
+    posts = [r for r in emulator.requests if r["method"] == "POST" and r["status"] == 201]
+    assert len(posts) == count, "a throttled create is retried, never doubled: one token per organization"
+    record("concurrency", "fleet of %d organizations, forks 10, rate limit %d/s" % (count, per_second),
            outcome="all converged, rc 0, failed=0", seconds=watch.seconds, attempts=len(emulator.requests),
-           throttled_429=throttled)
+           posts=len(posts), throttled_429=throttled)

@@ -229,6 +229,51 @@ def test_429_with_only_rate_limit_reset_waits_that_long(emulator):
     assert 0.6 <= elapsed < 2.0
 
 
+def test_429_does_not_use_up_max_retries(emulator, monkeypatch):
+    """A fleet sharing one rate limit can be told "later" many times in a row: only the wait cap ends it."""
+    monkeypatch.setattr(_client, "MIN_RATE_LIMIT_WAIT", 0.01)
+    emulator.add_fault(method="GET", path="authentication-token", status=429, count=6,
+                       headers={"X-RateLimit-Reset": "0.02"})
+    client = make_client(emulator, max_retries=2)
+    assert client.read_audit_trail_token("acme") is None
+    assert [r["status"] for r in api_requests(emulator, "GET")][1:] == [429] * 6 + [404]
+
+
+def test_persistent_429_stops_at_the_wait_cap(emulator):
+    emulator.add_fault(method="GET", path="authentication-token", status=429, count=1000,
+                       headers={"X-RateLimit-Reset": "0.3"})
+    client = make_client(emulator, max_retries=1, max_wait=1.5)
+    client.ensure_hcp_terraform()
+    started = time.monotonic()
+    with pytest.raises(TfeError) as info:
+        client.read_audit_trail_token("acme")
+    assert info.value.status == 429 and "HTTP 429" in str(info.value)
+    assert time.monotonic() - started < 3.0
+    attempts = len(api_requests(emulator, "GET")) - 1
+    assert 3 <= attempts <= 5  # waits of 0.30-0.33 s: four fit in 1.5 s, whatever max_retries says
+
+
+def test_429_waits_at_least_the_floor(emulator):
+    """X-RateLimit-Reset: 0 must not turn into a tight loop against the rate limit."""
+    emulator.add_fault(method="GET", path="authentication-token", status=429, count=2,
+                       headers={"X-RateLimit-Reset": "0"})
+    client = make_client(emulator)
+    client.ensure_hcp_terraform()
+    started = time.monotonic()
+    assert client.read_audit_trail_token("acme") is None
+    assert time.monotonic() - started >= 2 * _client.MIN_RATE_LIMIT_WAIT
+
+
+def test_max_retries_zero_does_not_retry_429(emulator):
+    emulator.add_fault(method="GET", path="authentication-token", status=429, count=1,
+                       headers={"X-RateLimit-Reset": "0.01"})
+    client = make_client(emulator, max_retries=0)
+    with pytest.raises(TfeError) as info:
+        client.read_audit_trail_token("acme")
+    assert info.value.status == 429
+    assert [r["status"] for r in api_requests(emulator, "GET")][1:] == [429]
+
+
 @pytest.mark.parametrize("status", [502, 503, 504])
 def test_gateway_errors_are_retried_then_succeed(emulator, status):
     emulator.add_fault(method="POST", path="authentication-token", status=status, count=2)
