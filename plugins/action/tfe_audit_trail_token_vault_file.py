@@ -284,9 +284,8 @@ class ActionModule(ActionBase):
             result.update(self._run(task_vars or {}))
         except StoreError as exc:
             result.update(failed=True, changed=False, msg=to_native(exc))
-        if "ansible_facts" in result or result.get("token"):
+        if result.get("token"):
             result["_ansible_no_log"] = True
-        result.pop("token", None)
         return result
 
     # -- steps ---------------------------------------------------------------------------------
@@ -470,5 +469,6 @@ class ActionModule(ActionBase):
         if state == "present":
             secret = new_secret or (stored if result.get("operation") == "none" else None)
             if secret:
-                result["ansible_facts"] = {var: plain(secret)}
+                # Never as ansible_facts: a fact cache (jsonfile, AWX/AAP) would write it to disk in clear.
+                result["token"] = plain(secret)
         return result

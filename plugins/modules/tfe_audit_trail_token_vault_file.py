@@ -195,12 +195,15 @@ file_changed:
   returned: success
   type: bool
   sample: true
-ansible_facts:
-  description: The secret as a fact named by O(vault_var), for later tasks. The task's output is hidden when it is set.
+token:
+  description:
+    - The live secret (the new one, or the stored one when it was kept), for C(register). The task's output is
+      hidden whenever it is set.
+    - Not returned as a fact, because a fact cache would write it to disk unencrypted; the role publishes it as
+      the variable named by O(vault_var) with a non-cacheable M(ansible.builtin.set_fact).
   returned: when O(state=present) and the secret is known (not in check mode when a new token would be generated)
-  type: dict
-  sample:
-    vault_tfe_audit_trail_token: ABCDEFGHIJKLMN.atlasv1.redacted
+  type: str
+  sample: ABCDEFGHIJKLMN.atlasv1.redacted
 """
 
 from ansible.module_utils.basic import AnsibleModule

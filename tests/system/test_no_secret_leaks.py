@@ -5,7 +5,8 @@ One playbook walks every module and role path (create, idempotent, regenerate, r
 absent, failures, and the events export that uses the stored secret). Its tasks do not set
 ``no_log``: the collection must protect users who forget it. Afterwards every secret the emulator
 issued during the run is searched for in stdout, stderr, the log file and every file under the
-run's directories (playbook directory, vault files, exports, Ansible's temp directories).
+run's directories (playbook directory, vault files, exports, a jsonfile fact cache, Ansible's temp
+directories).
 
 CI runs a spread of verbosity x --diff x stdout callback; TFE_AUDIT_RELIABILITY_FULL=1 runs all 24.
 """
@@ -149,6 +150,11 @@ ROLE_TASKS = """
     - name: Role, final run (a live token is stored at the end)
       ansible.builtin.import_role:
         name: tfe.audit.audit_trail_token
+
+    - name: A cacheable fact of our own, so the fact cache is written (and searched) in every case
+      ansible.builtin.set_fact:
+        leak_test_marker: cached
+        cacheable: true
 """
 
 PLAYBOOK = """
@@ -198,8 +204,10 @@ def test_no_secret_in_any_output(emulator, admin_token, run_playbook, test_colle
     password_file = tmp_path / "vault-pass"
     password_file.write_text(vault_password)
     log_path = tmp_path / "ansible.log"
+    fact_cache = tmp_path / "fact-cache"  # AWX and AAP job templates can persist facts like this
     env = {"ANSIBLE_LOG_PATH": str(log_path), "TFE_TOKEN": admin_token,
-           "ANSIBLE_COLLECTIONS_PATH": "%s:%s" % (collections_path, test_collections)}
+           "ANSIBLE_COLLECTIONS_PATH": "%s:%s" % (collections_path, test_collections),
+           "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile", "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(fact_cache)}
     if callback == "yaml":
         env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "yaml"
     if callback == "json":
@@ -219,6 +227,7 @@ def test_no_secret_in_any_output(emulator, admin_token, run_playbook, test_colle
     assert module_secret, "register received the generated secret"
     assert (run.workdir / "export" / "audit.ndjson").stat().st_size > 0
     assert log_path.stat().st_size > 0
+    assert "leak_test_marker" in "".join(path.read_text() for path in fact_cache.iterdir()), "facts were cached"
 
     haystacks = {"stdout": run.stdout, "stderr": run.stderr}
     for path in files_under(tmp_path):
