@@ -204,13 +204,17 @@ integration: collection get-pip-2.19
 	  $(VENV)/bin/ansible-test integration --local --python 3.11 --color no $(INTEGRATION_ARGS)
 
 # End-to-end tests run ansible-playbook themselves; the collection is found through
-# ANSIBLE_COLLECTIONS_PATH=build (the fresh copy).
+# ANSIBLE_COLLECTIONS_PATH=build (the fresh copy). Every test has its own emulator and directories, so
+# they run on SYSTEM_WORKERS pytest-xdist workers (2: 376 s instead of about 550 s on 2 cores);
+# reliability-report runs them one at a time, because it records how long each case takes.
+SYSTEM_WORKERS ?= 2
 system: collection $(VENV_STAMP)
 	$(call header,pytest tests/system)
 	@PYTHON=$(VENV)/bin/python $(ROOT)/tests/ci/install-test-collections.sh $(BUILD)/test-collections
 	@if [ -z "$$(find $(ROOT)/tests/system -name 'test_*.py' -print -quit 2>/dev/null)" ]; then \
 	  echo 'WARNING: no tests/system/**/test_*.py yet: nothing to run'; exit 0; fi; \
-	cd $(ROOT) && TFE_AUDIT_TEST_COLLECTIONS=$(BUILD)/test-collections ANSIBLE_COLLECTIONS_PATH=$(COLL_PATH) $(VENV)/bin/python -m pytest tests/system -q -p no:cacheprovider $(PYTEST_ARGS)
+	cd $(ROOT) && TFE_AUDIT_TEST_COLLECTIONS=$(BUILD)/test-collections ANSIBLE_COLLECTIONS_PATH=$(COLL_PATH) $(VENV)/bin/python -m pytest tests/system -q -p no:cacheprovider \
+	  $(if $(filter-out 0 1,$(SYSTEM_WORKERS)),-n $(SYSTEM_WORKERS)) $(PYTEST_ARGS)
 
 # The reliability suites live in tests/system (leaks, faults, bad input, crash safety, concurrency and load,
 # plus the role's behaviours); `make test` runs them CI-sized through `system`. `make reliability` is the long
@@ -224,7 +228,7 @@ reliability-report:
 	@rm -f $(BUILD)/reliability.jsonl
 	@mkdir -p $(BUILD)
 	@TFE_AUDIT_RELIABILITY_FULL=$(FULL) TFE_AUDIT_RELIABILITY_RESULTS=$(BUILD)/reliability.jsonl \
-	  $(MAKE) --no-print-directory system
+	  $(MAKE) --no-print-directory system SYSTEM_WORKERS=1
 	TFE_AUDIT_RELIABILITY_FULL=$(FULL) $(VENV)/bin/python tests/system/render_reliability.py $(BUILD)/reliability.jsonl docs/RELIABILITY.md
 
 # Molecule scenarios of the role (extensions/molecule/<scenario>, localhost, no containers) against one

@@ -288,15 +288,16 @@ def _write_all(fd, data):
 # -- NDJSON ------------------------------------------------------------------------------------
 
 
-def ndjson_line(event):
-    """One event as one line (compact JSON, the API's key order, UTF-8, ``\\n``-terminated)."""
-    return (_ENCODE(event) + "\n").encode("utf-8")
-
-
 def ndjson_lines(events):
-    """Events as consecutive :func:`ndjson_line` lines (one bytes object)."""
+    """Events as NDJSON, one bytes object: a line per event (compact JSON, the API's key order, UTF-8,
+    ``\\n``-terminated)."""
     text = "\n".join(_ENCODE(event) for event in events)
     return (text + "\n").encode("utf-8") if text else b""
+
+
+def ndjson_line(event):
+    """One event as one line."""
+    return ndjson_lines((event,))
 
 
 class NdjsonWriter:
