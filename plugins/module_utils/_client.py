@@ -215,7 +215,7 @@ class TfeClient:
         because a ``Session.verify`` is silently overridden by ``REQUESTS_CA_BUNDLE``.
     """
 
-    def __init__(self, base_url, token, verify=True, timeout=30, max_retries=5, max_wait=TOTAL_WAIT_CAP,
+    def __init__(self, base_url, token, verify=True, timeout=30, max_retries=5, max_wait=None,
                  hostname=None, allow_unverified_platform=False, warn=None):
         self.base_url = base_url.rstrip("/")
         self.api_url = self.base_url + "/api/v2"
@@ -242,7 +242,7 @@ class TfeClient:
             respect_retry_after_header=True,
             raise_on_status=False,
             raise_on_redirect=False,
-            max_wait=max_wait,
+            max_wait=TOTAL_WAIT_CAP if max_wait is None else max_wait,
         )
         adapter = HTTPAdapter(max_retries=retry)
         self.session.mount("https://", adapter)

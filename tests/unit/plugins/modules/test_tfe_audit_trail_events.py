@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ansible_collections.tfe.audit.plugins.module_utils import _export
+from ansible_collections.tfe.audit.plugins.module_utils import _client, _export
 from ansible_collections.tfe.audit.plugins.module_utils._client import TfeClient
 from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_events as module
 from ansible_collections.tfe.audit.tests.unit.plugins.modules.module_runner import run_module
@@ -296,8 +296,9 @@ def test_429_mid_export_is_retried(emulator, secret, files, monkeypatch):
 
 
 def test_429_that_does_not_end_keeps_what_was_written(emulator, secret, files, monkeypatch):
+    monkeypatch.setattr(_client, "TOTAL_WAIT_CAP", 1.0)  # 60 s in real life; a 429 is waited out until then
     emulator.seed_events(ORG, 2500)
-    fault_after_first_page(emulator, monkeypatch, status=429, count=50, headers={"Retry-After": "0"})
+    fault_after_first_page(emulator, monkeypatch, status=429, count=1000, headers={"Retry-After": "0"})
     result, failed = run_module(module.main, args_for(emulator, secret, page_size=1000, max_retries=1, **files))
     assert failed and "rate limited" in result["msg"] and result["count"] == 1000 and result["changed"]
     monkeypatch.undo()
