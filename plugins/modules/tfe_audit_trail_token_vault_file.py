@@ -200,7 +200,7 @@ token:
     - The live secret (the new one, or the stored one when it was kept), for C(register). The task's output is
       hidden whenever it is set.
     - Not returned as a fact, because a fact cache would write it to disk unencrypted; the role publishes it as
-      the variable named by O(vault_var) with a non-cacheable M(ansible.builtin.set_fact).
+      the variable named by O(vault_var) with a non-cacheable C(ansible.builtin.set_fact).
   returned: when O(state=present) and the secret is known (not in check mode when a new token would be generated)
   type: str
   sample: ABCDEFGHIJKLMN.atlasv1.redacted
