@@ -157,38 +157,10 @@ FLEET_ROLE = """
       audit_trail_token_vault_file: "{vault_dir}/{{{{ inventory_hostname }}}}.vault.yml"
 """
 
-FLEET_URI = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: Read the audit trail token
-      ansible.builtin.uri:
-        url: "{url}/api/v2/organizations/{{{{ inventory_hostname }}}}/authentication-token?token=audit-trails"
-        headers:
-          Authorization: "Bearer {token}"
-          Accept: application/vnd.api+json
-        status_code: [200, 404]
-      register: current
 
-    - name: Create it when there is none
-      ansible.builtin.uri:
-        url: "{url}/api/v2/organizations/{{{{ inventory_hostname }}}}/authentication-token?token=audit-trails"
-        method: POST
-        headers:
-          Authorization: "Bearer {token}"
-          Content-Type: application/vnd.api+json
-        body: '{{"data": {{"type": "authentication-token", "attributes": {{}}}}}}'
-        body_format: raw
-        status_code: [200, 201]
-      register: created
-      when: current.status == 404
-      no_log: true
-
-    - name: Keep it
-      ansible.builtin.set_fact:
-        audit_token: "{{{{ created.json.data.attributes.token if created is not skipped else '' }}}}"
-      no_log: true
-"""
+def fleet_uri(url):
+    """The recipe of item 3, with the organization taken from the inventory host."""
+    return PLAY.replace("localhost", "all").format(tasks=uri_recipe("", "{{ inventory_hostname }}", url))
 
 
 def bench_fleet(ws, emu, sizes, reps_for, forks):
@@ -206,8 +178,8 @@ def bench_fleet(ws, emu, sizes, reps_for, forks):
                     "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
                 vault_dir = ws.path("vaults-%s-%d-%d" % (kind, n, rep))
                 vault_dir.mkdir()
-                book = (FLEET_ROLE if kind == "role" else FLEET_URI).format(url=emu.url, token=ADMIN,
-                                                                            vault_dir=vault_dir)
+                book = (FLEET_ROLE.format(url=emu.url, vault_dir=vault_dir) if kind == "role"
+                        else fleet_uri(emu.url))
                 args = ["-f", str(forks), "--vault-password-file", str(ws.password_file)]
                 for phase in ("first", "idempotent"):
                     result = ws.run_playbook(book, args=args, env={"TFE_TOKEN": ADMIN}, inventory=str(inventory))
