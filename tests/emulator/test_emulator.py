@@ -275,49 +275,146 @@ def test_events_sets_last_used(emu):
     assert TS_MS.match(call(emu, "GET").json()["data"]["attributes"]["last-used-at"])
 
 
-def test_pagination(emu):
-    tok = emu.regenerate_audit_trail_token("acme")
-    emu.clear_requests()
-    emu.seed_events("acme", count=2499)  # + 1 token create event = 2500
-    pages = []
-    for n in (1, 2, 3):
-        r = events(emu, tok["token"], **{"page[size]": 1000, "page[number]": n})
+def all_pages(emu, secret, **params):
+    """Walk page numbers from 1 until next_page is null; the list of response bodies."""
+    pages, number = [], 1
+    while number:
+        r = events(emu, secret, **params, **{"page[number]": number})
         assert r.status_code == 200
         pages.append(r.json())
+        number = pages[-1]["pagination"]["next_page"]
+    return pages
+
+
+def stamps(data):
+    return [e["timestamp"] for e in data]
+
+
+def test_listing_defaults(emu):
+    assert emu.listing == {"order": "newest", "ties": "insertion", "max_page_size": 1000, "since": "exclusive"}
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_pagination_in_both_orders(emu, order):
+    emu.set_listing(order=order)
+    emu.seed_events("acme", count=2499)               # 1 s apart, the last one 1 s ago
+    tok = emu.regenerate_audit_trail_token("acme")     # + its create event, now: the newest of 2500
+    emu.clear_requests()
+    pages = all_pages(emu, tok["token"], **{"page[size]": 1000})
     assert emu.requests[0]["query"]["page[size]"] == "1000"
     assert [len(p["data"]) for p in pages] == [1000, 1000, 500]
-    assert pages[0]["pagination"] == {"current_page": 1, "prev_page": None, "next_page": 2,
+    assert pages[0]["pagination"] == {"current_page": 1, "page_size": 1000, "prev_page": None, "next_page": 2,
                                       "total_pages": 3, "total_count": 2500}
     assert pages[2]["pagination"]["next_page"] is None and pages[2]["pagination"]["prev_page"] == 2
     everything = [e for p in pages for e in p["data"]]
-    assert len({e["id"] for e in everything}) == 2500
-    keys = [(e["timestamp"], e["id"]) for e in everything]
-    assert keys == sorted(keys)
+    assert sorted(e["id"] for e in everything) == sorted(e[1] for e in emu._orgs["acme"].events)  # each once
+    newest_first = order == "newest"
+    assert stamps(everything) == sorted(stamps(everything), reverse=newest_first)
+    create_event = [e for e in everything if e["resource"]["id"] == tok["id"]]
+    assert (everything[0] if newest_first else everything[-1]) == create_event[0]
+    # page 1 holds the newest events in newest order, the oldest in oldest order (no ties here: 1 s apart)
+    if newest_first:
+        assert min(stamps(pages[0]["data"])) > max(stamps(pages[1]["data"]))
+    else:
+        assert max(stamps(pages[0]["data"])) < min(stamps(pages[1]["data"]))
     ev = everything[0]
     assert set(ev) == {"id", "version", "type", "timestamp", "auth", "request", "resource"}
     assert set(ev["auth"]) == {"accessor_id", "description", "type", "impersonator_id", "organization_id"}
     assert set(ev["resource"]) == {"id", "type", "action", "meta"} and TS_MS.match(ev["timestamp"])
 
 
-def test_page_size_default_and_max(emu):
+def test_newest_page_one_holds_the_newest_events(emu):
+    emu.seed_events("acme", count=30, step_seconds=60)
     tok = emu.regenerate_audit_trail_token("acme")
-    emu.seed_events("acme", count=1500)
-    assert len(events(emu, tok["token"]).json()["data"]) == 1000
-    assert len(events(emu, tok["token"], **{"page[size]": 5000}).json()["data"]) == 1000
-    assert events(emu, tok["token"], **{"page[number]": 9}).json()["data"] == []
+    page1 = events(emu, tok["token"], **{"page[size]": 10}).json()["data"]
+    page2 = events(emu, tok["token"], **{"page[size]": 10, "page[number]": 2}).json()["data"]
+    assert page1[0]["resource"]["id"] == tok["id"]
+    assert min(stamps(page1)) > max(stamps(page2))
+    emu.set_listing(order="oldest")
+    oldest1 = events(emu, tok["token"], **{"page[size]": 10}).json()["data"]
+    assert max(stamps(oldest1)) < min(stamps(page1)) and tok["id"] not in str(oldest1)
 
 
-def test_since_is_strict_and_ties_ordered(emu):
+def test_page_size_capped_silently_and_reported(emu):
+    emu.seed_events("acme", count=1499)
+    tok = emu.regenerate_audit_trail_token("acme")                      # 1500 events
+    body = events(emu, tok["token"], **{"page[size]": 5000}).json()
+    assert len(body["data"]) == 1000
+    assert body["pagination"]["page_size"] == 1000 and body["pagination"]["total_pages"] == 2
+    assert len(events(emu, tok["token"]).json()["data"]) == 1000         # docs: default 1000
+    emu.set_listing(max_page_size=100)
+    for params in ({"page[size]": 1000}, {}):                            # asked for, or the default 1000
+        body = events(emu, tok["token"], **params).json()
+        assert len(body["data"]) == 100
+        assert body["pagination"] == {"current_page": 1, "page_size": 100, "prev_page": None, "next_page": 2,
+                                      "total_pages": 15, "total_count": 1500}
+    body = events(emu, tok["token"], **{"page[size]": 30}).json()        # below the cap: honoured
+    assert len(body["data"]) == 30 and body["pagination"]["total_pages"] == 50
+    assert len({e["id"] for p in all_pages(emu, tok["token"], **{"page[size]": 1000}) for e in p["data"]}) == 1500
+    assert events(emu, tok["token"], **{"page[number]": 99}).json()["data"] == []
+
+
+def tied_trail(emu, count=20):
+    """count events with one timestamp an hour ago; their ids in insertion order, and a token."""
+    tied_at = iso(datetime.now(timezone.utc) - timedelta(hours=1))
+    emu.seed_events("acme", count=count, timestamp=tied_at)
+    inserted = [e[1] for e in emu._orgs["acme"].events]
     tok = emu.regenerate_audit_trail_token("acme")
+    assert inserted != sorted(inserted), "the id reading must differ from insertion"
+    return tied_at, inserted, tok["token"]
+
+
+def tied_ids(emu, secret, tied_at, **params):
+    return [e["id"] for e in events(emu, secret, **params).json()["data"] if e["timestamp"] == tied_at]
+
+
+def test_ties_insertion_newest_is_the_exact_reverse_of_oldest(emu):
+    tied_at, inserted, secret = tied_trail(emu)
+    assert tied_ids(emu, secret, tied_at) == inserted[::-1]             # default: newest, insertion
+    assert tied_ids(emu, secret, tied_at) == inserted[::-1]             # stable between requests
+    newest = [e["id"] for e in events(emu, secret).json()["data"]]
+    emu.set_listing(order="oldest")
+    assert tied_ids(emu, secret, tied_at) == inserted
+    assert [e["id"] for e in events(emu, secret).json()["data"]] == newest[::-1]
+    # across a page boundary inside the tie group too
+    pages = all_pages(emu, secret, **{"page[size]": 7})
+    assert [e["id"] for p in pages for e in p["data"]][:20] == inserted
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_ties_by_id_same_direction_in_both_orders(emu, order):
+    tied_at, inserted, secret = tied_trail(emu)
+    emu.set_listing(order=order, ties="id")
+    assert tied_ids(emu, secret, tied_at) == sorted(inserted)
+    assert tied_ids(emu, secret, tied_at) == sorted(inserted)
+    # the untied event (the token's create, now) still follows the order
+    data = events(emu, secret).json()["data"]
+    assert (data[0] if order == "newest" else data[-1])["timestamp"] != tied_at
+
+
+# exclusive: +5 .. +9 and the create event; inclusive: also the 4 events at exactly +4
+@pytest.mark.parametrize("mode,total,at_since", [("exclusive", 6, 0), ("inclusive", 10, 4)])
+def test_since_exclusive_or_inclusive(emu, mode, total, at_since):
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    emu.seed_events("acme", count=10, start=iso(base), step_seconds=60)   # base, +1 .. +9 minutes
+    emu.seed_events("acme", count=3, timestamp=iso(base + timedelta(minutes=4)))  # 3 more exactly at since
+    tok = emu.regenerate_audit_trail_token("acme")                      # + 1 (now)
+    emu.set_listing(since=mode)
+    since = base + timedelta(minutes=4)
+    body = events(emu, tok["token"], since=iso(since)).json()
+    assert body["pagination"]["total_count"] == total
+    assert stamps(body["data"]).count(iso(since)) == at_since
+    assert all(t >= iso(since) if mode == "inclusive" else t > iso(since) for t in stamps(body["data"]))
+
+
+def test_since_with_offset_and_old_cutoff(emu):
     base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
     emu.seed_events("acme", count=10, start=iso(base), step_seconds=60)
-    got = events(emu, tok["token"], since=iso(base + timedelta(minutes=4))).json()
-    # events at +5..+9 minutes, plus the token-create event (now)
-    assert got["pagination"]["total_count"] == 6
-    emu.seed_events("acme", count=5, timestamp=iso(base - timedelta(hours=1)))
-    tied = events(emu, tok["token"], since=iso(base - timedelta(hours=2)), **{"page[size]": 5}).json()["data"]
-    assert [e["id"] for e in tied] == sorted(e["id"] for e in tied)
-    assert events(emu, tok["token"], since=iso(base - timedelta(hours=1))).json()["pagination"]["total_count"] == 11
+    tok = emu.regenerate_audit_trail_token("acme")
+    local = (base + timedelta(minutes=4)).astimezone(timezone(timedelta(hours=2)))
+    assert events(emu, tok["token"], since=local.isoformat()).json()["pagination"]["total_count"] == 6
+    assert events(emu, tok["token"], since=iso(base - timedelta(days=1))).json()["pagination"]["total_count"] == 11
+    assert events(emu, tok["token"], since="garbage").status_code == 422
 
 
 def test_retention_14_days(emu):
@@ -327,17 +424,42 @@ def test_retention_14_days(emu):
     assert events(emu, tok["token"]).json()["pagination"]["total_count"] == 1  # just the create event
 
 
-def test_token_lifecycle_events(emu):
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_token_lifecycle_events(emu, order):
+    emu.set_listing(order=order)
     created = call(emu, "POST").json()["data"]
     call(emu, "POST")
     call(emu, "DELETE")
     org_secret = call(emu, "POST", audit=False).json()["data"]["attributes"]["token"]
     data = events(emu, org_secret).json()["data"]
-    acts = [(e["resource"]["type"], e["resource"]["action"]) for e in data]
+    oldest_first = data if order == "oldest" else data[::-1]
+    acts = [(e["resource"]["type"], e["resource"]["action"]) for e in oldest_first]
     assert acts == [("authentication_token", "create"), ("authentication_token", "create"),
                     ("authentication_token", "destroy")]
-    assert data[0]["resource"]["id"] == created["id"]
-    assert data[0]["auth"]["accessor_id"] == emu.user_id(ADMIN)
+    assert oldest_first[0]["resource"]["id"] == created["id"]
+    assert oldest_first[0]["auth"]["accessor_id"] == emu.user_id(ADMIN)
+
+
+def test_set_listing_validates_and_none_keeps(emu):
+    emu.set_listing(order="oldest", ties="id", max_page_size=50, since="inclusive")
+    emu.set_listing()                                              # all None: nothing changes
+    assert emu.listing == {"order": "oldest", "ties": "id", "max_page_size": 50, "since": "inclusive"}
+    for bad in ({"order": "random"}, {"ties": "time"}, {"since": "after"}, {"max_page_size": 0},
+                {"max_page_size": "10"}, {"max_page_size": True}, {"order": "newest", "ties": "bogus"}):
+        with pytest.raises(ValueError):
+            emu.set_listing(**bad)
+    assert emu.listing["order"] == "oldest"                        # a bad call changes nothing
+    with pytest.raises(ValueError):
+        Emulator(order="sideways")
+
+
+def test_reset_restores_constructor_listing():
+    with Emulator(api_tokens=(ADMIN,), order="oldest", ties="id", max_page_size=10, since="inclusive") as e:
+        start = e.listing
+        assert start == {"order": "oldest", "ties": "id", "max_page_size": 10, "since": "inclusive"}
+        e.set_listing(order="newest", ties="insertion", max_page_size=1000, since="exclusive")
+        e.reset()
+        assert e.listing == start
 
 
 # ---- rate limit --------------------------------------------------------------------------------
@@ -465,6 +587,24 @@ def test_http_controls(emu):
     assert requests.get(c + "/organizations/beta/audit-trail-token").status_code == 404
 
 
+def test_http_listing_control(emu):
+    c = emu.url + "/_emulator/listing"
+    assert requests.get(c, timeout=5).json() == emu.listing
+    r = requests.post(c, json={"order": "oldest", "max_page_size": 2}, timeout=5)
+    assert r.status_code == 204 and r.content == b""
+    want = {"order": "oldest", "ties": "insertion", "max_page_size": 2, "since": "exclusive"}
+    assert requests.get(c, timeout=5).json() == want
+    for bad in ({"order": "up"}, {"ties": "id", "since": "sometimes"}, {"max_page_size": -1}, {"colour": "red"},
+                ["order", "newest"]):
+        r = requests.post(c, json=bad, timeout=5)
+        assert r.status_code == 400 and r.json()["error"]
+    assert emu.listing == want
+    assert requests.post(emu.url + "/_emulator/reset", timeout=5).status_code == 204
+    assert emu.listing["order"] == "newest" and emu.listing["max_page_size"] == 1000
+    log = requests.get(emu.url + "/_emulator/requests", timeout=5).json()
+    assert log == []                                               # control requests are not logged
+
+
 # ---- TLS ---------------------------------------------------------------------------------------
 def test_tls_with_ca():
     with Emulator(tls=True, api_tokens=(ADMIN,)) as e:
@@ -509,6 +649,62 @@ def test_cli_ready_line_and_sigterm(tmp_path):
     assert proc.returncode == 0
     assert "POST /api/v2/organizations/acme/authentication-token 201" in err
     assert "cli-tok" not in err and secret not in err and "Bearer" not in err
+
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "tfe_emulator.py")
+LISTING_ENV = ("TFE_EMULATOR_ORDER", "TFE_EMULATOR_TIES")
+
+
+def start_cli(*args, env=None):
+    """Start the emulator CLI on a free port; (process, ready info or None if it exited)."""
+    base = {k: v for k, v in os.environ.items() if k not in LISTING_ENV}  # the caller's shell must not leak in
+    proc = subprocess.Popen([sys.executable, SCRIPT, "--port", "0", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(base, **(env or {})))
+    line = proc.stdout.readline()
+    return proc, (json.loads(line) if line else None)
+
+
+def stop_cli(proc):
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    return err
+
+
+def test_cli_order_oldest_answers_oldest_first():
+    proc, info = start_cli("--org", "acme", "--seed-events", "acme:5", "--api-token", "t", "--order", "oldest")
+    try:
+        url = info["url"]
+        assert requests.get(url + "/_emulator/listing", timeout=5).json() == {
+            "order": "oldest", "ties": "insertion", "max_page_size": 1000, "since": "exclusive"}
+        r = requests.post(url + TOKEN_PATH.format("acme"), params={"token": "audit-trails"},
+                          headers={"Authorization": "Bearer t", "Content-Type": JSONAPI}, timeout=5)
+        created = r.json()["data"]
+        data = requests.get(url + EVENTS, headers={"Authorization": "Bearer " + created["attributes"]["token"]},
+                            timeout=5).json()["data"]
+        assert len(data) == 6 and stamps(data) == sorted(stamps(data))
+        assert data[-1]["resource"]["id"] == created["id"]               # the newest event comes last
+    finally:
+        stop_cli(proc)
+
+
+def test_cli_listing_from_environment_and_flags():
+    proc, info = start_cli("--max-page-size", "3", "--since", "inclusive",
+                           env={"TFE_EMULATOR_ORDER": "oldest", "TFE_EMULATOR_TIES": "id"})
+    try:
+        assert requests.get(info["url"] + "/_emulator/listing", timeout=5).json() == {
+            "order": "oldest", "ties": "id", "max_page_size": 3, "since": "inclusive"}
+    finally:
+        stop_cli(proc)
+    proc, info = start_cli("--order", "newest", env={"TFE_EMULATOR_ORDER": "oldest"})  # a flag beats the env
+    try:
+        assert requests.get(info["url"] + "/_emulator/listing", timeout=5).json()["order"] == "newest"
+    finally:
+        stop_cli(proc)
+    for args, env in ((), {"TFE_EMULATOR_TIES": "bogus"}), (("--max-page-size", "0"), {}):
+        proc, info = start_cli(*args, env=env)
+        out, err = proc.communicate(timeout=10)
+        assert info is None and proc.returncode == 2 and "error:" in err
 
 
 def test_issued_secrets_lists_every_secret_handed_out(emu):

@@ -36,7 +36,12 @@ ALNUM = string.ascii_letters + string.digits
 URLSAFE = ALNUM + "-_"
 RETENTION = timedelta(days=14)        # audit trail events are kept 14 days
 DEFAULT_TTL = timedelta(days=730)     # server-side default expiry of new tokens (2 years)
-MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 1000              # docs: "If omitted, the endpoint will return 1000 audit events per page"
+MAX_PAGE_SIZE = 1000                  # not documented: the default of max_page_size, one reading among many
+# Readings of what the audit trail docs leave open (see API.md); each one can be played.
+ORDERS = ("newest", "oldest")         # newest first is what the public evidence shows
+TIES = ("insertion", "id")            # order among events with the same millisecond
+SINCE_MODES = ("exclusive", "inclusive")
 AUDIT = "audit-trails"                # token kinds, keyed like the query parameter value
 ORG = "organization"
 TOKEN_PATH = re.compile(r"^/api/v2/organizations/([^/]+)/authentication-token$")
@@ -96,6 +101,33 @@ def error_doc(status: int, title: str | None = None, detail: str | None = None, 
     if pointer:
         err["source"] = {"pointer": pointer}
     return {"errors": [err]}
+
+
+def check_listing(order=None, ties=None, max_page_size=None, since=None) -> dict:
+    """The listing settings that were given (None = not given), validated; ValueError on a bad one."""
+    for name, value, allowed in (("order", order, ORDERS), ("ties", ties, TIES), ("since", since, SINCE_MODES)):
+        if value is not None and value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    if max_page_size is not None and (isinstance(max_page_size, bool) or not isinstance(max_page_size, int)
+                                      or max_page_size < 1):
+        raise ValueError(f"max_page_size must be a positive integer, not {max_page_size!r}")
+    given = {"order": order, "ties": ties, "max_page_size": max_page_size, "since": since}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def order_events(events: list, order: str, ties: str) -> list:
+    """Events ``(timestamp, id, event)``, given in insertion order, in the order a listing shows them.
+
+    ``ties="insertion"``: same-millisecond events keep the order they were added in, and ``newest`` is
+    exactly the reverse of ``oldest`` (the tie group flips too). ``ties="id"``: same-millisecond events
+    are sorted by event id in both orders: stable between requests, unrelated to insertion.
+    """
+    newest = order == "newest"
+    if ties == "id":
+        by_id = sorted(events, key=lambda e: e[1])
+        return sorted(by_id, key=lambda e: e[0], reverse=newest)  # sorted() is stable: ties stay by id
+    oldest = sorted(events, key=lambda e: e[0])                   # stable: ties stay in insertion order
+    return oldest[::-1] if newest else oldest
 
 
 class UnknownOrganization(KeyError):
@@ -199,9 +231,13 @@ class RateLimiter:
 class Emulator:
     def __init__(self, platform="hcp", tls=False, tls_names=("127.0.0.1", "localhost"),
                  api_tokens=("admin-token",), rate_limit=30, host="127.0.0.1", port=0,
-                 retry_after=True, log_stream=None):
+                 retry_after=True, log_stream=None, order="newest", ties="insertion",
+                 max_page_size=MAX_PAGE_SIZE, since="exclusive"):
         self._initial = (platform, rate_limit, retry_after)
         self.set_platform(platform)
+        # How the audit trail listing reads where the docs are silent; reset() returns to these.
+        self._initial_listing = check_listing(order, ties, max_page_size, since)
+        self._listing = dict(self._initial_listing)
         self.tls, self.tls_names, self.host, self.port = tls, tuple(tls_names), host, port
         self.log_stream = log_stream
         self._users = {tok: User("user-" + _rand(16), "admin" if i == 0 else f"admin{i + 1}")
@@ -325,8 +361,19 @@ class Emulator:
             raise ValueError("platform must be 'hcp' or 'tfe'")
         self.platform = platform
 
+    def set_listing(self, order=None, ties=None, max_page_size=None, since=None) -> None:
+        """Change how the audit trail listing reads; None leaves a setting as it is."""
+        changes = check_listing(order, ties, max_page_size, since)  # all or nothing: validate first
+        with self._lock:
+            self._listing.update(changes)
+
+    @property
+    def listing(self) -> dict:
+        with self._lock:
+            return dict(self._listing)
+
     def reset(self) -> None:
-        """Drop orgs, tokens, events, the log and faults; platform and rate limit back to start values."""
+        """Drop orgs, tokens, events, the log and faults; platform, rate limit and listing back to start values."""
         with self._lock:
             self._orgs.clear()
             self._log.clear()
@@ -335,6 +382,7 @@ class Emulator:
             platform, rate, retry_after = self._initial
             self.set_platform(platform)
             self.set_rate_limit(rate, retry_after)
+            self._listing = dict(self._initial_listing)
 
     # ---- state helpers (call with the lock held) --------------------------------------------
     def _org(self, name: str) -> Organization:
@@ -489,17 +537,20 @@ class Emulator:
             since = parse_iso8601(query["since"]) if query.get("since") else None
         except ValueError:
             return _error(422, "invalid attribute", "since is not a valid ISO 8601 date-time")
-        number = max(1, _int(query.get("page[number]"), 1))
-        size = min(MAX_PAGE_SIZE, max(1, _int(query.get("page[size]"), MAX_PAGE_SIZE)))
         now = _now()
         with self._lock:
             tok.last_used_at = now
-            cutoff = max(now - RETENTION, since) if since else now - RETENTION
-            events = sorted((e for e in org.events if e[0] > cutoff), key=lambda e: (e[0], e[1]))
+            listing = dict(self._listing)
+            visible = [e for e in org.events if _after(e[0], now - RETENTION, since, listing["since"])]
+        events = order_events(visible, listing["order"], listing["ties"])
+        number = max(1, _int(query.get("page[number]"), 1))
+        # A page size above the server's maximum is capped silently; pagination tells what was used.
+        size = min(listing["max_page_size"], max(1, _int(query.get("page[size]"), DEFAULT_PAGE_SIZE)))
         total = len(events)
         pages = max(1, math.ceil(total / size))
         page = [e[2] for e in events[(number - 1) * size:number * size]]
-        pagination = {"current_page": number, "prev_page": number - 1 if number > 1 else None,
+        pagination = {"current_page": number, "page_size": size,
+                      "prev_page": number - 1 if number > 1 else None,
                       "next_page": number + 1 if number < pages else None,
                       "total_pages": pages, "total_count": total}
         return Response(200, {"data": page, "pagination": pagination}, content_type="application/json")
@@ -540,6 +591,8 @@ class Emulator:
                 args["per_second"], args.get("retry_after", True)), ok)[1],
             ("POST", "/platform"): lambda: (self.set_platform(args["platform"]), ok)[1],
             ("POST", "/reset"): lambda: (self.reset(), ok)[1],
+            ("GET", "/listing"): lambda: _json(200, self.listing),
+            ("POST", "/listing"): lambda: (self.set_listing(**args), ok)[1],
         }
         route = routes.get((method, path))
         return route() if route else _json(404, {"error": "no such control"})
@@ -553,6 +606,15 @@ class Emulator:
             self._log.append(entry)
         if self.log_stream:
             print(f"{method} {path} {status}", file=self.log_stream, flush=True)
+
+
+def _after(ts: datetime, retention_cutoff: datetime, since: datetime | None, since_mode: str) -> bool:
+    """Whether an event shows in a listing: inside retention, and after ``since`` (or at it, if inclusive)."""
+    if ts <= retention_cutoff:
+        return False
+    if since is None:
+        return True
+    return ts > since or (since_mode == "inclusive" and ts == since)
 
 
 def _int(value, default: int) -> int:
@@ -660,11 +722,20 @@ def main(argv=None) -> int:
     p.add_argument("--rate-limit", type=int, default=30)
     p.add_argument("--ready-file")
     p.add_argument("--seed-events", action="append", default=[], metavar="ORG:COUNT")
+    # Listing readings; a test wrapper may choose order and ties through the environment instead.
+    p.add_argument("--order", choices=ORDERS, default=os.environ.get("TFE_EMULATOR_ORDER") or "newest")
+    p.add_argument("--ties", choices=TIES, default=os.environ.get("TFE_EMULATOR_TIES") or "insertion")
+    p.add_argument("--max-page-size", type=int, default=MAX_PAGE_SIZE)
+    p.add_argument("--since", choices=SINCE_MODES, default="exclusive")
     a = p.parse_args(argv)
     env_tokens = [t.strip() for t in os.environ.get("TFE_EMULATOR_API_TOKENS", "").split(",") if t.strip()]
     tokens = a.api_tokens + env_tokens or ["admin-token"]
-    emu = Emulator(a.platform, a.tls, a.tls_names or ("127.0.0.1", "localhost"), tokens, a.rate_limit,
-                   a.host, a.port, log_stream=sys.stderr)
+    try:  # argparse does not check defaults against choices: a bad environment value lands here
+        emu = Emulator(a.platform, a.tls, a.tls_names or ("127.0.0.1", "localhost"), tokens, a.rate_limit,
+                       a.host, a.port, log_stream=sys.stderr, order=a.order, ties=a.ties,
+                       max_page_size=a.max_page_size, since=a.since)
+    except ValueError as exc:
+        p.error(str(exc))
     for name in a.org:
         emu.add_organization(name, True)
     for name in a.org_without_entitlement:
