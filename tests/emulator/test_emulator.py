@@ -533,6 +533,115 @@ def test_fault_drop(emu):
     assert call(emu, "POST").status_code == 201
 
 
+def test_fault_default_status_is_503(emu):
+    emu.add_fault(path="ping")
+    assert requests.get(emu.url + "/api/v2/ping", timeout=5).status_code == 503
+
+
+def test_fault_skip_lets_matching_requests_through_first(emu):
+    emu.add_fault(path="ping", status=502, skip=2, count=1)
+    codes = [requests.get(emu.url + "/api/v2/ping", timeout=5).status_code for dummy in range(4)]
+    assert codes == [204, 204, 502, 204]
+    assert [x["status"] for x in emu.requests] == codes
+
+
+def test_fault_skip_counts_requests_another_fault_took(emu):
+    emu.add_fault(path="ping", status=503)
+    emu.add_fault(path="ping", status=502, skip=1)
+    codes = [requests.get(emu.url + "/api/v2/ping", timeout=5).status_code for dummy in range(3)]
+    assert codes == [503, 502, 204]      # the 503 request was the one the 502 fault skipped
+
+
+def trail(emu, org="acme"):
+    """(timestamp, id) of an organization's events, oldest first."""
+    return sorted((e[0], e[1]) for e in emu._orgs[org].events)
+
+
+def test_insert_events_before_second_page_shifts_newest_pages(emu):
+    emu.seed_events("acme", count=30)
+    tok = emu.regenerate_audit_trail_token("acme")                            # 31 events
+    before = trail(emu)
+    emu.clear_requests()
+    emu.add_fault(method="GET", path="audit-trail", status=None, skip=1, count=1, insert_events=10)
+    pages = all_pages(emu, tok["token"], **{"page[size]": 10})                # a reader walking page numbers
+    ids = [[e["id"] for e in p["data"]] for p in pages]
+    assert pages[0]["pagination"]["total_count"] == 31 and pages[1]["pagination"]["total_count"] == 41
+    assert ids[1] == ids[0]              # 10 newer events pushed page 1 onto page 2: the reader sees it twice
+    seen = {i for page in ids for i in page}
+    inserted = [i for t, i in trail(emu) if (t, i) not in before]
+    assert len(inserted) == 10 and seen == {i for t, i in before} and not seen & set(inserted)
+    assert [x["status"] for x in emu.requests] == [200] * 5     # logged as what was answered
+    assert len(emu.requests) == len(pages) == 5
+
+
+def test_expire_events_before_second_page_shifts_oldest_pages(emu):
+    emu.set_listing(order="oldest")
+    emu.seed_events("acme", count=30)
+    tok = emu.regenerate_audit_trail_token("acme")
+    before = trail(emu)
+    emu.add_fault(method="GET", path="audit-trail", skip=1, expire_events=10)   # status omitted: answers 200
+    pages = all_pages(emu, tok["token"], **{"page[size]": 10})
+    assert [p["pagination"]["total_count"] for p in pages] == [31, 21, 21]
+    seen = [e["id"] for p in pages for e in p["data"]]
+    assert seen[:10] == [i for t, i in before[:10]]            # page 1, read before the expiry
+    assert seen[10:] == [i for t, i in before[20:]]            # then page 2 starts at what was page 3
+    assert trail(emu) == before[10:]                           # the 10 oldest are gone
+
+
+def test_inserted_events_are_newer_and_spaced(emu):
+    emu.seed_events("acme", count=5)
+    emu.add_organization("beta")
+    emu.seed_events("beta", count=2)
+    tok = emu.regenerate_audit_trail_token("acme")
+    newest = trail(emu)[-1][0]
+    emu.add_fault(path="audit-trail", insert_events=3)
+    emu.add_fault(path="audit-trail", insert_events=4, insert_step_ms=0)
+    assert events(emu, tok["token"]).json()["pagination"]["total_count"] == 9
+    assert events(emu, tok["token"]).json()["pagination"]["total_count"] == 13
+    added = [t for t, i in trail(emu)[-7:]]
+    assert added[0] > newest
+    assert [b - a for a, b in zip(added, added[1:3])] == [timedelta(milliseconds=1)] * 2
+    assert len(set(added[3:])) == 1 and added[3] >= added[2]
+    assert len(trail(emu, "beta")) == 2                        # only the token's organization changed
+
+
+def test_trail_faults_target_path_org_or_every_org(emu):
+    emu.seed_events("acme", count=2)
+    emu.seed_events("free", count=2)
+    emu.add_fault(path="ping", insert_events=1)                # no token: every organization
+    assert requests.get(emu.url + "/api/v2/ping", timeout=5).status_code == 204
+    assert (len(trail(emu, "acme")), len(trail(emu, "free"))) == (3, 3)
+    emu.add_fault(path="authentication-token", expire_events=2)   # a user token: the organization in the path
+    assert call(emu, "GET", org="free").status_code == 404
+    assert (len(trail(emu, "acme")), len(trail(emu, "free"))) == (3, 1)
+
+
+def test_trail_fault_with_status_or_drop_still_changes_the_trail(emu):
+    emu.seed_events("acme", count=2)
+    tok = emu.regenerate_audit_trail_token("acme")
+    emu.add_fault(path="audit-trail", status=503, insert_events=2)
+    assert events(emu, tok["token"]).status_code == 503
+    emu.add_fault(path="audit-trail", drop=True, expire_events=1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        events(emu, tok["token"])
+    assert [x["status"] for x in emu.requests] == [503, "dropped"]
+    assert events(emu, tok["token"]).json()["pagination"]["total_count"] == 4
+
+
+def test_trail_faults_over_http_and_bad_values(emu):
+    emu.seed_events("acme", count=3)
+    tok = emu.regenerate_audit_trail_token("acme")
+    c = emu.url + "/_emulator/faults"
+    assert requests.post(c, json={"method": "GET", "path": "audit-trail", "skip": 1, "insert_events": 2},
+                         timeout=5).status_code == 204
+    assert [events(emu, tok["token"]).json()["pagination"]["total_count"] for dummy in range(3)] == [4, 6, 6]
+    for bad in ({"skip": -1}, {"insert_events": "2"}, {"expire_events": 1.5}, {"insert_step_ms": -1},
+                {"count": True}):
+        assert requests.post(c, json=bad, timeout=5).status_code == 400
+        with pytest.raises(ValueError):
+            emu.add_fault(**bad)
+
+
 def test_server_exception_is_500(emu, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("bug")

@@ -130,6 +130,9 @@ def order_events(events: list, order: str, ties: str) -> list:
     return oldest[::-1] if newest else oldest
 
 
+_DEFAULT_STATUS = object()  # add_fault: "status not given", which depends on the kind of fault
+
+
 class UnknownOrganization(KeyError):
     pass
 
@@ -200,6 +203,17 @@ class Fault:
     drop: bool
     headers: dict | None
     body: str | None
+    skip: int = 0              # matching requests still to let through untouched before the fault applies
+    insert_events: int = 0     # the trail changes before the request is answered: new events ...
+    insert_step_ms: int = 1    # ... spaced this far apart (0 = one timestamp for all) ...
+    expire_events: int = 0     # ... and the oldest ones gone, as the 14-day retention does
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.count > 0 and (self.method is None or self.method == method) and bool(self.pattern.search(path))
+
+    @property
+    def changes_trail(self) -> bool:
+        return bool(self.insert_events or self.expire_events)
 
 
 class RateLimiter:
@@ -310,12 +324,25 @@ class Emulator:
         with self._lock:
             self._log.clear()
 
-    def add_fault(self, method=None, path="", status=503, count=1, delay=0.0, drop=False,
-                  headers=None, body=None) -> None:
+    def add_fault(self, method=None, path="", status=_DEFAULT_STATUS, count=1, delay=0.0, drop=False,
+                  headers=None, body=None, skip=0, insert_events=0, insert_step_ms=1, expire_events=0) -> None:
+        """The next ``count`` requests matching method and path (a regex), after ``skip`` of them, misbehave.
+
+        ``status`` defaults to 503, or to None (answer normally) for a fault that only changes the trail
+        (``insert_events`` / ``expire_events``).
+        """
+        numbers = {"count": count, "skip": skip, "insert_events": insert_events,
+                   "insert_step_ms": insert_step_ms, "expire_events": expire_events}
+        for name, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+        if status is _DEFAULT_STATUS:
+            status = None if insert_events or expire_events else 503
+        fault = Fault(method.upper() if method else None, re.compile(path), None if status is None else int(status),
+                      count, float(delay), bool(drop), dict(headers or {}), body, skip, insert_events,
+                      insert_step_ms, expire_events)
         with self._lock:
-            self._faults.append(Fault(method.upper() if method else None, re.compile(path),
-                                      None if status is None else int(status), int(count),
-                                      float(delay), bool(drop), dict(headers or {}), body))
+            self._faults.append(fault)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -343,15 +370,17 @@ class Emulator:
         now = _now()
         fixed = parse_iso8601(timestamp) if timestamp is not None else None
         first = parse_iso8601(start) if start is not None else now - timedelta(seconds=count * step_seconds)
-        accessor = next(iter(self._users.values()), self._outsider)
-        kinds = [("workspace", "ws-"), ("run", "run-"), ("variable", "var-"), ("team", "team-")]
         with self._lock:
             o = self._org(org)
             for i in range(count):
-                ts = fixed or first + timedelta(seconds=i * step_seconds)
-                rtype, prefix = kinds[i % len(kinds)]
-                self._append_event(o, accessor, rtype, prefix + _rand(16), ("create", "update", "destroy")[i % 3], ts)
+                self._synthetic_event(o, i, fixed or first + timedelta(seconds=i * step_seconds))
         return count
+
+    def _synthetic_event(self, org: Organization, i: int, ts: datetime) -> None:
+        """Some activity by the first admin user; ``i`` varies the resource type and action."""
+        accessor = next(iter(self._users.values()), self._outsider)
+        rtype, prefix = (("workspace", "ws-"), ("run", "run-"), ("variable", "var-"), ("team", "team-"))[i % 4]
+        self._append_event(org, accessor, rtype, prefix + _rand(16), ("create", "update", "destroy")[i % 3], ts)
 
     def set_rate_limit(self, per_second: int, retry_after: bool = True) -> None:
         self._limiter = RateLimiter(int(per_second), bool(retry_after))
@@ -413,14 +442,58 @@ class Emulator:
         org.events.append((ts.replace(microsecond=ts.microsecond // 1000 * 1000), ev["id"], ev))
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
+        """The fault that applies to this request, if any: the first matching one with no skip left.
+
+        Every matching fault still skipping counts the request, whether or not another fault applies to
+        it: ``skip=n`` always means "from the (n+1)th matching request the server receives".
+        """
         with self._lock:
-            for f in self._faults:
-                if f.count > 0 and (f.method is None or f.method == method) and f.pattern.search(path):
-                    f.count -= 1
-                    if f.count == 0:
-                        self._faults.remove(f)
-                    return f
-        return None
+            matching = [f for f in self._faults if f.matches(method, path)]
+            chosen = next((f for f in matching if f.skip == 0), None)
+            for f in matching:
+                if f.skip:
+                    f.skip -= 1
+            if chosen:
+                chosen.count -= 1
+                if chosen.count == 0:
+                    self._faults.remove(chosen)
+            return chosen
+
+    def _change_trail(self, fault: Fault, path: str, headers) -> None:
+        """A fault's change to the trail, made before the request is answered (expiry first, then new events)."""
+        if not fault.changes_trail:
+            return
+        with self._lock:
+            for org in self._orgs_of_request(path, headers):
+                self._expire_oldest(org, fault.expire_events)
+                self._insert_now(org, fault.insert_events, fault.insert_step_ms)
+
+    def _orgs_of_request(self, path: str, headers) -> list:
+        """The organization a request is about: its bearer token's, else the one in the path, else all."""
+        owner = self._token_owner(self._bearer(headers))
+        if owner:
+            return [owner[0]]
+        m = TOKEN_PATH.match(path)
+        if m and unquote(m.group(1)) in self._orgs:
+            return [self._orgs[unquote(m.group(1))]]
+        return list(self._orgs.values())
+
+    @staticmethod
+    def _expire_oldest(org: Organization, count: int) -> None:
+        if count:
+            oldest = set(map(id, sorted(org.events, key=lambda e: e[0])[:count]))  # ties: first inserted goes
+            org.events[:] = [e for e in org.events if id(e) not in oldest]
+
+    def _insert_now(self, org: Organization, count: int, step_ms: int) -> None:
+        """count new events, the newest at about now, and never older than any event already there."""
+        if not count:
+            return
+        step = timedelta(milliseconds=step_ms)
+        first = _now() - (count - 1) * step
+        if org.events:  # new events happen after the ones there: keep the trail's timeline monotonic
+            first = max(first, max(e[0] for e in org.events) + step)
+        for i in range(count):
+            self._synthetic_event(org, len(org.events), first + i * step)
 
     # ---- the API -----------------------------------------------------------------------------
     def dispatch(self, method, path, query, headers, body: bytes) -> Response:
@@ -519,15 +592,20 @@ class Emulator:
             return _error(422, "invalid attribute", "Expired at must be in the future", pointer)
         return expiry
 
-    def _events(self, query, headers) -> Response:
-        secret = self._bearer(headers)
+    def _token_owner(self, secret: str | None):
+        """(organization, kind, token) of a current (not replaced, not deleted) token secret, else None."""
+        if not secret:
+            return None
         with self._lock:
-            found = next(((o, t) for o in self._orgs.values() for t in o.tokens.values()
-                          if secret and secrets.compare_digest(t.secret.encode(), secret.encode())), None)
+            return next(((o, kind, t) for o in self._orgs.values() for kind, t in o.tokens.items()
+                         if secrets.compare_digest(t.secret.encode(), secret.encode())), None)
+
+    def _events(self, query, headers) -> Response:
+        found = self._token_owner(self._bearer(headers))
         # User/team tokens, stale (replaced/deleted) and expired tokens are all refused.
-        if found is None or found[1].expired_at <= _now():
+        if found is None or found[2].expired_at <= _now():
             return _error(401, "unauthorized")
-        org, tok = found
+        org, dummy, tok = found
         limited = self._limiter.check("org:" + org.name)
         if limited:
             return limited
@@ -674,6 +752,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(emu.control(method, path, body))
             fault = emu._take_fault(method, path)
             if fault:
+                emu._change_trail(fault, path, self.headers)
                 time.sleep(fault.delay)
                 if fault.drop:  # no response at all: the client sees a closed connection
                     self.close_connection = True
