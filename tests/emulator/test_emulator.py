@@ -247,6 +247,75 @@ def test_tfe_has_no_audit_trail_api(emu):
     assert events(emu, secret).status_code == 404
 
 
+# ---- the organization API token -----------------------------------------------------------------
+def test_org_token_manages_its_own_audit_trail_token(emu):
+    org_tok = emu.create_organization_token("acme")
+    assert org_tok["token"] in emu.issued_secrets and emu.organization_token("acme") == org_tok
+    r = call(emu, "POST", token=org_tok["token"])
+    assert r.status_code == 201
+    data = r.json()["data"]
+    acme_id = emu._orgs["acme"].id
+    assert data["relationships"]["created-by"]["data"] == {"id": acme_id, "type": "organizations"}
+    assert call(emu, "GET", token=org_tok["token"]).json()["data"]["id"] == data["id"]
+    assert call(emu, "DELETE", token=org_tok["token"]).status_code == 204
+    assert call(emu, "GET", token=org_tok["token"]).status_code == 404
+    trail_events = events(emu, org_tok["token"]).json()["data"]
+    assert {e["auth"]["accessor_id"] for e in trail_events} == {acme_id}
+    assert {e["resource"]["action"] for e in trail_events} == {"create", "destroy"}
+    assert emu.organization_token("acme")["last_used_at"] is not None
+
+
+def test_org_token_of_another_org_gets_404(emu):
+    emu.add_organization("beta")
+    beta = emu.create_organization_token("beta")["token"]
+    acme_audit = call(emu, "POST").json()["data"]                     # made by the admin user
+    for method in ("GET", "POST", "DELETE"):
+        r = call(emu, method, token=beta)
+        assert r.status_code == 404 and r.json()["errors"][0]["status"] == "404"
+    assert call(emu, "GET", token=beta, org="nope").status_code == 404
+    assert emu.audit_trail_token("acme")["id"] == acme_audit["id"]    # untouched
+    assert call(emu, "POST", token=beta, org="beta").status_code == 201
+    assert call(emu, "POST", token=OTHER, org="beta").status_code == 201   # user tokens: every organization
+
+
+def test_org_token_needs_the_entitlement_to_create(emu):
+    free = emu.create_organization_token("free")["token"]
+    assert call(emu, "POST", org="free", token=free).status_code == 404
+
+
+def test_audit_stale_and_expired_tokens_cannot_manage_tokens(emu):
+    audit = emu.regenerate_audit_trail_token("acme")["token"]
+    assert call(emu, "GET", token=audit).status_code == 401           # audit trail tokens only read events
+    stale = emu.create_organization_token("acme")["token"]
+    emu.create_organization_token("acme")                               # replaced: the old one dies
+    assert call(emu, "GET", token=stale).status_code == 401
+    past = iso(datetime.now(timezone.utc) - timedelta(minutes=1))
+    expired = emu.create_organization_token("acme", expired_at=past)["token"]
+    assert call(emu, "GET", token=expired).status_code == 401
+
+
+def test_org_token_rate_limited_per_organization(emu):
+    emu.add_organization("beta")
+    acme, beta = emu.create_organization_token("acme")["token"], emu.create_organization_token("beta")["token"]
+    audit = emu.regenerate_audit_trail_token("acme")["token"]
+    emu.set_rate_limit(3)
+    assert [call(emu, "GET", token=acme).status_code for dummy in range(2)] == [200, 200]
+    assert events(emu, audit).status_code == 200                       # the same organization's bucket ...
+    assert call(emu, "GET", token=acme).status_code == 429             # ... is now full
+    assert events(emu, audit).status_code == 429
+    assert call(emu, "GET", token=beta, org="beta").status_code == 404  # beta has its own (and no audit token)
+    assert call(emu, "GET").status_code == 200                          # the admin user is another identity
+
+
+def test_org_token_control_route(emu):
+    c = emu.url + "/_emulator/organizations/{}/organization-token"
+    r = requests.post(c.format("acme"), json={}, timeout=5)
+    assert r.status_code == 201 and r.json() == emu.organization_token("acme") and r.json()["token"]
+    assert call(emu, "POST", token=r.json()["token"]).status_code == 201
+    assert requests.post(c.format("nope"), json={}, timeout=5).status_code == 404
+    assert requests.post(c.format("acme"), json={"expired_at": "soon"}, timeout=5).status_code == 400
+
+
 # ---- events ------------------------------------------------------------------------------------
 def test_events_auth_rules(emu):
     assert events(emu, ADMIN).status_code == 401          # user tokens are refused
@@ -820,6 +889,7 @@ def test_issued_secrets_lists_every_secret_handed_out(emu):
     created = call(emu, "POST").json()["data"]["attributes"]["token"]
     outside = emu.regenerate_audit_trail_token("acme")["token"]
     org_token = call(emu, "POST", audit=False).json()["data"]["attributes"]["token"]
-    assert emu.issued_secrets == [created, outside, org_token]
+    outside_org_token = emu.create_organization_token("acme")["token"]
+    assert emu.issued_secrets == [created, outside, org_token, outside_org_token]
     emu.reset()
     assert emu.issued_secrets == []

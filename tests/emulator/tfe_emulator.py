@@ -162,6 +162,7 @@ class Token:
     expired_at: datetime
     created_by: str
     last_used_at: datetime | None = None
+    created_by_type: str = "users"      # or "organizations" when the organization token made it
 
     def as_dict(self) -> dict:
         return {"id": self.id, "token": self.secret, "expired_at": fmt_time(self.expired_at),
@@ -175,7 +176,8 @@ class Token:
                                         "description": None,
                                         "token": self.secret if with_secret else None,
                                         "expired-at": fmt_time(self.expired_at)},
-                         "relationships": {"created-by": {"data": {"id": self.created_by, "type": "users"}}}}}
+                         "relationships": {"created-by": {"data": {"id": self.created_by,
+                                                                   "type": self.created_by_type}}}}}
 
 
 @dataclass
@@ -189,8 +191,10 @@ class Organization:
 
 @dataclass
 class User:
+    """Who acts: an admin user, or an organization (through its organization API token)."""
     id: str
     name: str
+    kind: str = "users"     # the JSON:API type of created-by
 
 
 @dataclass
@@ -360,10 +364,20 @@ class Emulator:
         return self._token_dict(org, ORG)
 
     def regenerate_audit_trail_token(self, org: str, expired_at=None) -> dict:
-        expiry = self._default_expiry() if expired_at is None else (
+        """A new audit trail token made by "someone else" (outside the collection); no future check on
+        ``expired_at``, which makes expired tokens easy."""
+        return self._outside_token(org, AUDIT, expired_at)
+
+    def create_organization_token(self, org: str, expired_at=None) -> dict:
+        """A new organization API token made by "someone else", e.g. for tests that act as the organization."""
+        return self._outside_token(org, ORG, expired_at)
+
+    def _outside_token(self, org: str, kind: str, expired_at) -> dict:
+        expiry = None if expired_at is None else (
             expired_at.astimezone(timezone.utc) if isinstance(expired_at, datetime) else parse_rfc3339(expired_at))
         with self._lock:
-            return self._new_token(self._org(org), AUDIT, self._outsider, expiry.replace(microsecond=0)).as_dict()
+            return self._new_token(self._org(org), kind, self._outsider,
+                                   expiry and expiry.replace(microsecond=0)).as_dict()
 
     def seed_events(self, org: str, count: int = 2500, start=None, step_seconds: float = 1.0, timestamp=None) -> int:
         """Synthetic events; by default the last one is about now, spaced step_seconds apart."""
@@ -423,10 +437,12 @@ class Emulator:
     def _default_expiry() -> datetime:
         return (_now() + DEFAULT_TTL).replace(microsecond=0)
 
-    def _new_token(self, org: Organization, kind: str, user: User, expired_at: datetime) -> Token:
+    def _new_token(self, org: Organization, kind: str, user: User, expired_at: datetime | None) -> Token:
+        """Create (or replace) an organization's token; expired_at None = the server's default."""
         now = _now()
         tok = Token("at-" + _rand(16), f"{_rand(14)}.atlasv1.{_rand(70, URLSAFE)}",
-                    now.replace(microsecond=now.microsecond // 1000 * 1000), expired_at, user.id)
+                    now.replace(microsecond=now.microsecond // 1000 * 1000),
+                    expired_at or self._default_expiry(), user.id, created_by_type=user.kind)
         org.tokens[kind] = tok  # replaces: the old secret stops working at once
         self.issued_secrets.append(tok.secret)
         if kind == AUDIT:
@@ -525,12 +541,31 @@ class Emulator:
         scheme, dummy, token = value.partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
+    def _caller(self, headers):
+        """Who may manage tokens: (actor, rate-limit identity, the organization it is confined to or None).
+
+        Admin user tokens act on every organization. An organization API token acts for its own
+        organization only (docs: "members of the owners team, the owners team API token, and the
+        organization API token"). Audit trail tokens, stale and expired tokens: None (401).
+        """
+        secret = self._bearer(headers)
+        user = self._users.get(secret)
+        if user is not None:
+            return user, "user:" + user.id, None
+        owner = self._token_owner(secret)
+        if owner is None or owner[1] != ORG or owner[2].expired_at <= _now():
+            return None
+        org, dummy, tok = owner
+        tok.last_used_at = _now()
+        # Rate limited per organization, the same bucket as its audit trail reads.
+        return User(org.id, org.name, "organizations"), "org:" + org.name, org
+
     def _token_endpoint(self, method, org_name, query, headers, body) -> Response:
-        # Only user (admin) API tokens manage tokens here; anything else is unauthorized.
-        user = self._users.get(self._bearer(headers))
-        if user is None:
+        caller = self._caller(headers)
+        if caller is None:
             return _error(401, "unauthorized")
-        limited = self._limiter.check("user:" + user.id)
+        user, identity, confined_to = caller
+        limited = self._limiter.check(identity)
         if limited:
             return limited
         # The server wants the JSON:API media type on POST *and* DELETE, even without a body.
@@ -543,7 +578,8 @@ class Emulator:
         kind = AUDIT if query.get("token") == AUDIT and self.platform == "hcp" else ORG
         with self._lock:
             org = self._orgs.get(org_name)
-            if org is None:
+            # Another organization's token is forbidden, which the API hides as 404.
+            if org is None or (confined_to is not None and confined_to is not org):
                 return _error(404, "not found")
             tok = org.tokens.get(kind)
             if method == "GET":
@@ -563,9 +599,10 @@ class Emulator:
                 return expiry
             return Response(201, self._new_token(org, kind, user, expiry).document(True))
 
-    def _parse_expiry(self, body: bytes) -> datetime | Response:
+    def _parse_expiry(self, body: bytes) -> datetime | None | Response:
+        """The requested expiry, None when not given (the server's default applies), or an error."""
         if not body.strip():
-            return self._default_expiry()
+            return None
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -574,7 +611,7 @@ class Emulator:
             return _error(400, "bad request", "The request body must be a JSON object")
         data = doc.get("data")
         if data is None:
-            return self._default_expiry()
+            return None
         if not isinstance(data, dict):
             return _error(422, "invalid attribute", "Data must be an object", "/data")
         attrs = data.get("attributes") or {}
@@ -582,7 +619,7 @@ class Emulator:
             return _error(422, "invalid attribute", "Attributes must be an object", "/data/attributes")
         value = attrs.get("expired-at")
         if value is None:
-            return self._default_expiry()
+            return None
         pointer = "/data/attributes/expired-at"
         try:
             expiry = parse_rfc3339(value).replace(microsecond=0)  # stored to the second
@@ -658,6 +695,8 @@ class Emulator:
                 return _json(200, self._token_dict(org, AUDIT if what == "audit-trail-token" else ORG))
             if method == "POST" and what == "audit-trail-token":
                 return _json(201, self.regenerate_audit_trail_token(org, args.get("expired_at")))
+            if method == "POST" and what == "organization-token":
+                return _json(201, self.create_organization_token(org, args.get("expired_at")))
         routes = {
             ("GET", "/requests"): lambda: _json(200, self.requests),
             ("DELETE", "/requests"): lambda: (self.clear_requests(), ok)[1],
