@@ -14,7 +14,8 @@ import pytest
 import requests
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tfe_emulator import Emulator  # noqa: E402
+import tfe_emulator  # noqa: E402
+from tfe_emulator import Emulator, add_years, default_expiry  # noqa: E402
 
 ADMIN = "admin-token"
 OTHER = "other-admin"
@@ -128,8 +129,18 @@ def test_read_and_delete_when_none_is_404(emu):
 
 
 # ---- create / read / delete --------------------------------------------------------------------
+def parse_ms(value):
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def two_calendar_years(dt):
+    """Independent of the emulator: Go's AddDate(2, 0, 0), where Feb 29 becomes Mar 1."""
+    if (dt.month, dt.day) == (2, 29):
+        return dt.replace(year=dt.year + 2, month=3, day=1)
+    return dt.replace(year=dt.year + 2)
+
+
 def test_create_document_shape_and_default_expiry(emu):
-    before = datetime.now(timezone.utc)
     r = call(emu, "POST")
     assert r.status_code == 201 and r.headers["Content-Type"] == JSONAPI
     data = r.json()["data"]
@@ -139,10 +150,30 @@ def test_create_document_shape_and_default_expiry(emu):
     assert re.fullmatch(r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_-]{60,80}", a["token"])
     assert a["last-used-at"] is None and a["description"] is None
     assert TS_MS.match(a["created-at"]) and a["expired-at"].endswith(".000Z")
-    expiry = datetime.strptime(a["expired-at"], "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=timezone.utc)
-    assert timedelta(days=730) - timedelta(seconds=2) <= expiry - before <= timedelta(days=730, seconds=2)
+    # two calendar years after created-at (not 730 days), stored to the second
+    assert parse_ms(a["expired-at"]) == two_calendar_years(parse_ms(a["created-at"])).replace(microsecond=0)
     assert data["relationships"]["created-by"]["data"] == {"id": emu.user_id(ADMIN), "type": "users"}
     assert emu.audit_trail_token("acme")["token"] == a["token"]
+
+
+@pytest.mark.parametrize("created,expected", [
+    ("2024-02-29T10:11:12.345Z", "2026-03-01T10:11:12.345Z"),   # Feb 29 + 2 years: Go rolls over to Mar 1
+    ("2024-03-01T00:00:00.000Z", "2026-03-01T00:00:00.000Z"),   # 730 days would give Feb 28
+    ("2023-02-28T23:59:59.999Z", "2025-02-28T23:59:59.999Z"),
+    ("2026-12-31T08:00:00.000Z", "2028-12-31T08:00:00.000Z"),   # 731 days: 2028 is a leap year
+])
+def test_add_years_like_go_adddate(created, expected):
+    assert add_years(parse_ms(created), 2) == parse_ms(expected)
+    assert default_expiry(parse_ms(created)) == parse_ms(expected).replace(microsecond=0)
+
+
+def test_default_expiry_of_a_token_created_on_feb_29(emu, monkeypatch):
+    leap_day = datetime(2024, 2, 29, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    monkeypatch.setattr(tfe_emulator, "_now", lambda: leap_day)   # the creation time, for every thread
+    attrs = call(emu, "POST").json()["data"]["attributes"]
+    assert attrs["created-at"] == "2024-02-29T12:00:00.123Z"
+    assert attrs["expired-at"] == "2026-03-01T12:00:00.000Z"
+    assert emu.create_organization_token("acme")["expired_at"] == "2026-03-01T12:00:00.000Z"
 
 
 @pytest.mark.parametrize("body", [None, "", {}, {"data": {"type": "authentication-token"}},

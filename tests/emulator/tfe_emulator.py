@@ -35,7 +35,7 @@ JSONAPI = "application/vnd.api+json"
 ALNUM = string.ascii_letters + string.digits
 URLSAFE = ALNUM + "-_"
 RETENTION = timedelta(days=14)        # audit trail events are kept 14 days
-DEFAULT_TTL = timedelta(days=730)     # server-side default expiry of new tokens (2 years)
+DEFAULT_TOKEN_YEARS = 2               # server-side default expiry of new tokens: two calendar years
 DEFAULT_PAGE_SIZE = 1000              # docs: "If omitted, the endpoint will return 1000 audit events per page"
 MAX_PAGE_SIZE = 1000                  # not documented: the default of max_page_size, one reading among many
 # Readings of what the audit trail docs leave open (see API.md); each one can be played.
@@ -64,6 +64,18 @@ def fmt_time(dt: datetime | None) -> str | None:
         return None
     dt = dt.astimezone(timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def add_years(dt: datetime, years: int) -> datetime:
+    """Go's ``t.AddDate(years, 0, 0)``: same month, day and time; a day the target month lacks rolls over
+    into the next month (Feb 29 + 2 years = Mar 1), as Go normalises it."""
+    return dt.replace(year=dt.year + years, day=1) + timedelta(days=dt.day - 1)
+
+
+def default_expiry(created_at: datetime) -> datetime:
+    """Expiry of a token created without ``expired-at``: go-tfe's tests expect
+    ``CreatedAt.AddDate(2, 0, 0)``; stored to the second like every expiry."""
+    return add_years(created_at, DEFAULT_TOKEN_YEARS).replace(microsecond=0)
 
 
 def parse_rfc3339(value) -> datetime:
@@ -433,16 +445,12 @@ class Emulator:
             raise UnknownOrganization(f"unknown organization {name!r}")
         return self._orgs[name]
 
-    @staticmethod
-    def _default_expiry() -> datetime:
-        return (_now() + DEFAULT_TTL).replace(microsecond=0)
-
     def _new_token(self, org: Organization, kind: str, user: User, expired_at: datetime | None) -> Token:
         """Create (or replace) an organization's token; expired_at None = the server's default."""
         now = _now()
-        tok = Token("at-" + _rand(16), f"{_rand(14)}.atlasv1.{_rand(70, URLSAFE)}",
-                    now.replace(microsecond=now.microsecond // 1000 * 1000),
-                    expired_at or self._default_expiry(), user.id, created_by_type=user.kind)
+        created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # shown to the millisecond
+        tok = Token("at-" + _rand(16), f"{_rand(14)}.atlasv1.{_rand(70, URLSAFE)}", created_at,
+                    expired_at or default_expiry(created_at), user.id, created_by_type=user.kind)
         org.tokens[kind] = tok  # replaces: the old secret stops working at once
         self.issued_secrets.append(tok.secret)
         if kind == AUDIT:
