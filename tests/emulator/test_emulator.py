@@ -1,4 +1,4 @@
-"""Fidelity tests of the HCP Terraform / TFE emulator (see tfe-api.md)."""
+"""Fidelity tests of the HCP Terraform / TFE emulator against its contract, API.md (same directory)."""
 from __future__ import annotations
 
 import json
@@ -924,3 +924,39 @@ def test_issued_secrets_lists_every_secret_handed_out(emu):
     assert emu.issued_secrets == [created, outside, org_token, outside_org_token]
     emu.reset()
     assert emu.issued_secrets == []
+
+
+# ---- the documentation matches the code ---------------------------------------------------------
+HERE = os.path.dirname(__file__)
+
+
+def read(name):
+    with open(os.path.join(HERE, name), encoding="utf-8") as fh:
+        return fh.read()
+
+
+def test_docs_point_to_the_contract_in_the_repository():
+    missing_file = "tfe-api" + ".md"   # the shared notes are not in the repository
+    for name in ("tfe_emulator.py", "README.md", "test_emulator.py"):
+        assert missing_file not in read(name), name
+    assert "tests/emulator/API.md" in tfe_emulator.__doc__ and "(API.md)" in read("README.md")
+    contract = read("API.md")
+    for evidence in ("appilon/terraform-aws-tfc-audit-trail", "vector.toml.tftpl", "richard-russell/tfc-audit-trail",
+                     "tfc_get_logs.py", "the endpoint is sorted by most recent events, needs to be reversed",
+                     "since = events[0]['timestamp']", "Deliberate non-features"):
+        assert evidence in contract
+
+
+def test_readme_names_every_option_keyword_and_flag():
+    import inspect
+    readme = read("README.md")
+    for func in (Emulator.__init__, Emulator.add_fault, Emulator.set_listing, Emulator.create_organization_token):
+        for name in list(inspect.signature(func).parameters)[1:]:
+            assert f"`{name}" in readme or f"{name}=" in readme, (func.__name__, name)
+    flags = re.findall(r'add_argument\("(--[a-z-]+)"', read("tfe_emulator.py"))
+    assert len(flags) >= 15
+    for flag in flags:
+        assert f"`{flag}" in readme, flag
+    for route in ("/_emulator/listing", "/_emulator/organizations/{org}/organization-token", "TFE_EMULATOR_ORDER",
+                  "TFE_EMULATOR_TIES"):
+        assert route in readme

@@ -1,11 +1,16 @@
-"""A small, faithful local emulator of the HCP Terraform / Terraform Enterprise API parts that
-the audit trail token collection uses (see docs/tfe-api.md in the shared docs).
+"""Local emulator of the HCP Terraform / Terraform Enterprise API that the audit trail token collection uses.
+
+What it imitates, each behaviour with its public source or marked unverified, is the contract in
+``tests/emulator/API.md``. Where the API docs are silent (order of the audit trail, order among
+same-millisecond events, the largest page size, whether ``since`` is inclusive) the emulator plays every
+reading (``order``, ``ties``, ``max_page_size``, ``since``), so tests can prove a client right under each.
 
 Emulated: ping, service discovery, the organization authentication-token endpoints (audit trail
 token with ``?token=audit-trails``, the regular organization token without it), and the audit
-trail events endpoint. Plus test controls: a request log (never secrets), fault injection, rate
-limiting, platform switch (``hcp``/``tfe``), all steerable in-process (``Emulator``) or over HTTP
-under ``/_emulator/``. Stdlib only; ``trustme`` is imported only when TLS is asked for.
+trail events endpoint. Plus test controls: a request log (never secrets), fault injection (including
+faults that change the trail between two page requests), rate limiting, platform switch
+(``hcp``/``tfe``), listing readings, all steerable in-process (``Emulator``) or over HTTP under
+``/_emulator/``. Stdlib only; ``trustme`` is imported only when TLS is asked for.
 """
 from __future__ import annotations
 
