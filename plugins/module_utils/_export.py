@@ -2,30 +2,54 @@
 # Copyright: tfe.audit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Audit trail export: event times, the resume cursor, the NDJSON writer and the page walker.
+"""The audit trail feed: read every event after a position exactly once, whatever order the API lists.
 
 Private to the collection (leading underscore): free to change between releases.
 No HTTP here: pages come from ``TfeClient.read_audit_trail`` (passed in as ``fetch``).
 
-Design (also in the module's notes):
+Why this is correct whatever the order
+======================================
 
-* The API's ``since`` is a time, and whether it is exclusive or inclusive is not documented. The
-  :class:`Cursor` keeps the newest exported timestamp *and the ids exported at exactly that time*.
-  Requests ask for ``since = cursor time - 1 ms`` (so events at the cursor time come back whatever
-  the semantics, also with a server that truncates to the second) and drop every event that is
-  older than the cursor time or whose id is in the boundary set.
-* Pages are walked by time (keyset): after each page the next request starts from the new cursor,
-  page 1. Only when a whole page adds nothing after the cursor time (more events share one
-  timestamp than a page holds) does the walk go on with ``page[number]`` for the same ``since``.
-  Keyset paging is immune to the retention window shifting page boundaries during a long export.
-* Crash safety (roll forward): for each page, the lines are appended to ``dest`` and ``fsync``-ed,
-  then the cursor (with the size and identity of ``dest``) is written atomically (temp file,
-  ``fsync``, rename, ``fsync`` of the directory). A run that starts finds any complete lines after
-  the size recorded in the cursor (written by a run killed before its cursor write), adopts them
-  into the cursor instead of fetching them again, and cuts off a trailing partial line. Lines a
-  forwarder may already have shipped are therefore never removed or written twice. If ``dest`` is
-  not the file the cursor describes (rotated, replaced or truncated), the whole file is scanned
-  the same way; lines the cursor already covers are ignored.
+No HashiCorp document says in which order ``GET /api/v2/organization/audit-trail`` lists events,
+and the public collectors read it as newest first. Nothing below depends on the order:
+
+* **One ``since`` per run, pages by number.** A run asks for the events after its position (the
+  cursor, else ``since``) and walks ``page[number]`` 1, 2, ... until ``pagination.next_page`` is
+  null, with the same ``since`` throughout. What can move under a reader between two requests:
+
+  - *New events.* In a newest-first listing they arrive at the front and push every event one
+    place back, so a later page repeats events of the page before: repeats are dropped (below),
+    nothing is skipped. In an oldest-first listing they arrive at the end: nothing moves.
+  - *Events leaving the 14-day retention.* They leave the old end. Newest first that is the end
+    of the listing: nothing still to be read moves. Oldest first it is the front, and every event
+    moves forward, so a reader paging by number would skip some. This only happens while ``since``
+    lies within a run's length of the 14-day edge (a first run, or after a gap). So once a page
+    *shows* the listing is oldest first (two events on one page in rising time), the walk pages by
+    time instead (keyset): the next request asks for the events after the newest one seen, page 1,
+    which no removal at the front can shift. If a later page contradicts that, the walk starts
+    again by number from the run's ``since`` (repeats are dropped; nothing is lost).
+  - Events sharing one millisecond are taken to keep one order between requests (any order).
+
+* **Repeats are dropped, and lines are written oldest first.** Each page's new events are sorted
+  by (time, id) and appended to an anonymous spool file as one sorted run; the runs are then merged
+  (:class:`Spool`), which yields each (time, id) once, oldest first. Only the runs that overlap
+  the merge position are open at a time, so memory stays at about one page whatever the count.
+
+* **The cursor moves only after the whole walk.** The cursor is the newest exported timestamp and
+  the ids exported at exactly that time, so events that share it (including late ones) are
+  exported once. A run asks for ``since`` 1 ms before its position, so the events at the position
+  come back whatever the server does with ``since`` (exclusive, inclusive, truncated), and drops
+  what the position covers. Nothing is written to ``dest`` before the walk is complete: a run that
+  fails half-way leaves ``dest`` and the cursor as they were.
+
+* **Crash safety (fsync, then the cursor).** Before appending, the cursor records the intended
+  write (``pending``: the byte range of ``dest`` about to be written); then the lines are appended
+  and ``fsync``-ed; then the cursor moves past them (temp file, ``fsync``, rename, ``fsync`` of the
+  directory). A run killed in between leaves complete lines inside the recorded range: the next
+  run adopts them into the cursor instead of fetching them again (they are in time order, a prefix
+  of the merge), and cuts off a trailing partial line, which it knows it wrote itself. Nothing else
+  in ``dest`` is ever cut: content the cursor does not account for stops the export before it
+  writes, with a message naming both files.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,9 +57,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import heapq
 import json
 import os
 import re
+import stat
 import tempfile
 from datetime import datetime, timedelta
 
@@ -52,15 +78,25 @@ except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the i
     UTC = None
 
 CURSOR_FORMAT = "tfe.audit.audit_trail_cursor"
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 ONE_MS = timedelta(milliseconds=1)
+RETENTION = timedelta(days=14)
+# A cursor this far ahead of the controller's clock is an error, not "nothing new": it would skip
+# every event until then. The allowance is for clock skew between the controller and HCP Terraform.
+FUTURE_ALLOWANCE = timedelta(minutes=5)
+# A server that never ends its listing must not keep a run going forever.
+MAX_PAGES = 100000
 
 _TIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
-# How the API writes every timestamp: parsed by the C parser, 10x faster than the general path.
+# How the API writes every timestamp, which is also the canonical form used here; parsed by the C parser.
 _API_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
 # One encoder for every line (json.dumps with options builds a new one per call); events are trees.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+_ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+# Listing orders, as reported in results.
+NEWEST_FIRST, OLDEST_FIRST, UNORDERED, UNKNOWN = "newest_first", "oldest_first", "unordered", "unknown"
 
 
 class ExportError(Exception):
@@ -84,7 +120,7 @@ def parse_time(value, what="timestamp"):
     match = _TIME.match(text)
     if not match:
         raise ExportError("%s must be an RFC 3339 date-time with a time zone offset or Z, got %r; "
-                          "for example 2030-12-31T23:59:59.000Z" % (what, text))
+                          "for example 2030-12-31T23:59:59.000Z" % (what, text[:64]))
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
     millis = int((match.group(7) or "0")[:3].ljust(3, "0"))
     offset = match.group(8).upper()
@@ -104,85 +140,112 @@ def parse_time(value, what="timestamp"):
 def format_time(moment):
     """As the API writes it: ``2030-12-31T23:59:59.123Z`` (UTC, milliseconds)."""
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond // 1000)
+
+
+def canonical_time(value, what="timestamp"):
+    """``value`` in the API's own form (fixed width, UTC), so that comparing strings compares times."""
+    if isinstance(value, str) and _API_TIME.match(value):
+        try:
+            datetime.fromisoformat(value[:23])
+            return value
+        except ValueError:
+            pass
+    return format_time(parse_time(value, what))
+
+
+def utcnow():
+    return datetime.now(UTC)
 
 
 def event_key(event):
-    """``(time, id)`` of an event from the API; :class:`ExportError` when it has neither."""
-    if not isinstance(event, dict) or not event.get("id") or not event.get("timestamp"):
-        raise ExportError("the audit trail returned an event without an id or a timestamp: %s"
-                          % json.dumps(event, sort_keys=True)[:300])
-    return parse_time(event["timestamp"], "event timestamp"), str(event["id"])
+    """``(canonical time, id)`` of an event from the API; :class:`ExportError` when it has neither."""
+    if isinstance(event, dict):
+        event_id, timestamp = event.get("id"), event.get("timestamp")
+        if isinstance(event_id, int) and not isinstance(event_id, bool):
+            event_id = str(event_id)
+        if isinstance(event_id, str) and event_id and timestamp:
+            return canonical_time(timestamp, "event timestamp"), event_id
+    # Never the whole event: the server's answer is untrusted and may be huge.
+    raise ExportError("the audit trail returned an event without a string id or a timestamp (an %s)"
+                      % type(event).__name__)
 
 
-# -- the cursor --------------------------------------------------------------------------------
+def encode_line(event):
+    """One event as one NDJSON line (compact, the API's key order, UTF-8, no newline)."""
+    try:
+        return _ENCODE(event).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a hostile server: escape instead of failing
+        return _ENCODE_ASCII(event).encode("ascii")
+
+
+def ndjson_lines(events):
+    """Events as NDJSON, one bytes object, each line ``\\n``-terminated."""
+    return b"".join(encode_line(event) + b"\n" for event in events)
+
+
+# -- the position ------------------------------------------------------------------------------
 
 
 class Cursor:
-    """The export position: newest timestamp exported, the ids exported at exactly that time,
-    and where ``dest`` ended when it was written (size and file identity)."""
+    """Where an export stands: the newest exported timestamp and the ids exported at exactly that time
+    (``through`` instead means every event at that time is behind, as for ``since``), plus where ``dest``
+    ended when the cursor was written (size and file identity) and the write in progress, if any."""
 
     def __init__(self, timestamp=None, ids=None, dest=None, dest_size=0, dest_device=None, dest_inode=None,
-                 exported=0):
-        self.timestamp = timestamp          # aware datetime or None (nothing exported yet)
+                 exported=0, pending=None, through=False):
+        self.timestamp = timestamp          # canonical time string, or None (nothing exported yet)
         self.ids = set(ids or ())
+        self.through = through
         self.dest = dest
         self.dest_size = dest_size
         self.dest_device = dest_device
         self.dest_inode = dest_inode
         self.exported = exported            # events written over all runs (informational)
+        self.pending = pending              # {"from": int, "to": int} while lines are being appended
+
+    @classmethod
+    def after(cls, since):
+        """The position of the option ``since``: every event at or before it is behind."""
+        return cls(canonical_time(since, "since"), through=True) if since else cls()
 
     def copy(self):
         return Cursor(self.timestamp, self.ids, self.dest, self.dest_size, self.dest_device, self.dest_inode,
-                      self.exported)
+                      self.exported, dict(self.pending) if self.pending else None, self.through)
 
     def covers(self, moment, event_id):
-        """Whether the event (its time and id) was exported already (or lies before the cursor)."""
-        if self.timestamp is None:
+        """Whether the event (canonical time and id) is behind the position."""
+        if self.timestamp is None or moment > self.timestamp:
             return False
-        return moment < self.timestamp or (moment == self.timestamp and event_id in self.ids)
+        return moment < self.timestamp or self.through or event_id in self.ids
 
     def advance(self, moment, event_id):
-        """Record an exported event (events come oldest first)."""
+        """Record an exported event; events come oldest first."""
         if self.timestamp is None or moment > self.timestamp:
-            self.timestamp = moment
-            self.ids = set([event_id])
+            self.timestamp, self.ids, self.through = moment, set([event_id]), False
         elif moment == self.timestamp:
             self.ids.add(event_id)
         self.exported += 1
 
-    def advance_batch(self, batch):
-        """Record a page's exported events: ``(time, id, ...)`` items, oldest first, none covered yet."""
-        if not batch:
-            return
-        newest = batch[-1][0]
-        at_newest = set(item[1] for item in batch if item[0] == newest)
-        if newest == self.timestamp:
-            self.ids.update(at_newest)
-        elif self.timestamp is None or newest > self.timestamp:
-            self.timestamp, self.ids = newest, at_newest
-        self.exported += len(batch)
-
-    def request_since(self, default=None):
-        """The ``since`` to ask for: 1 ms before the cursor (inclusive-safe), else ``default``."""
+    def request_since(self):
+        """The ``since`` to ask for: 1 ms before the position, so events at it come back whatever the
+        server does with ``since``; the position then drops what it covers."""
         if self.timestamp is None:
-            return default
-        return format_time(self.timestamp - ONE_MS)
-
-    @property
-    def next_since(self):
-        return format_time(self.timestamp) if self.timestamp is not None else None
+            return None
+        return format_time(parse_time(self.timestamp) - ONE_MS)
 
     def to_dict(self):
         return {
             "format": CURSOR_FORMAT,
             "version": CURSOR_VERSION,
-            "timestamp": self.next_since,
+            "timestamp": self.timestamp,
             "ids": sorted(self.ids),
             "dest": self.dest,
             "dest_size": self.dest_size,
             "dest_device": self.dest_device,
             "dest_inode": self.dest_inode,
+            "pending": self.pending,
             "exported": self.exported,
         }
 
@@ -192,33 +255,67 @@ class Cursor:
             raise ExportError("%s is not a tfe.audit audit trail cursor; point cursor_file at another path "
                               "or move the file away" % path)
         if data.get("version") != CURSOR_VERSION:
-            raise ExportError("%s has cursor version %r; this collection reads version %s"
-                              % (path, data.get("version"), CURSOR_VERSION))
+            raise ExportError("%s has cursor version %r; this collection reads version %s. Move it away to export "
+                              "again from since" % (path, data.get("version"), CURSOR_VERSION))
         try:
-            timestamp = parse_time(data["timestamp"], "%s timestamp" % path) if data.get("timestamp") else None
-            ids = [str(item) for item in data.get("ids") or []]
-            dest_size = int(data.get("dest_size") or 0)
-            exported = int(data.get("exported") or 0)
-        except (TypeError, ValueError) as exc:
+            timestamp = canonical_time(data["timestamp"], "%s timestamp" % path) if data.get("timestamp") else None
+            ids = [item for item in data.get("ids") or [] if isinstance(item, str)]
+            pending = data.get("pending")
+            if pending is not None:
+                pending = {"from": int(pending["from"]), "to": int(pending["to"])}
+            cursor = cls(timestamp, ids, data.get("dest"), int(data.get("dest_size") or 0),
+                         data.get("dest_device"), data.get("dest_inode"), int(data.get("exported") or 0), pending)
+        except (TypeError, ValueError, KeyError, ExportError) as exc:
             raise ExportError("%s is damaged (%s); move it away to export again from since" % (path, exc))
-        return cls(timestamp, ids, data.get("dest"), dest_size, data.get("dest_device"), data.get("dest_inode"),
-                   exported)
+        return cursor
 
     def __eq__(self, other):
-        return isinstance(other, Cursor) and self.to_dict() == other.to_dict()
+        return isinstance(other, Cursor) and self.to_dict() == other.to_dict() and self.through == other.through
 
     def __ne__(self, other):
         return not self == other
 
 
+# -- files ---------------------------------------------------------------------------------------
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_OPEN_FLAGS = _NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _open_regular(path, flags, option):
+    """``os.open`` of a regular file that never follows a symbolic link at the last component (a planted
+    link must not redirect or cut another file) and never blocks on a planted FIFO.
+
+    Raises ``OSError`` (ENOENT) when the file does not exist and :class:`ExportError` for the rest.
+    """
+    try:
+        fd = os.open(path, flags | _OPEN_FLAGS, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            raise ExportError("%s %s is a symbolic link; point %s at the real file (the export does not follow "
+                              "links there)" % (option, path, option))
+        if exc.errno != errno.ENXIO:  # ENXIO: a FIFO nobody reads
+            raise ExportError("cannot open %s %s: %s" % (option, path, exc.strerror or exc))
+        fd = None
+    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        raise ExportError("%s %s is not a regular file; point %s at a file" % (option, path, option))
+    return fd
+
+
 def load_cursor(path):
     """The cursor stored at ``path``, or ``None`` when there is no such file."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except IOError as exc:
-        if exc.errno == errno.ENOENT:
-            return None
+        fd = _open_regular(path, os.O_RDONLY, "cursor_file")
+    except OSError:  # ENOENT only: the rest became ExportError
+        return None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            raw = handle.read(1024 * 1024 + 1)
+    except (IOError, OSError) as exc:
         raise ExportError("cannot read cursor_file %s: %s" % (path, exc.strerror or exc))
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -241,18 +338,25 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
 def atomic_write(path, data):
     """Replace ``path`` with ``data`` (bytes): temp file in the same directory, fsync, rename, fsync dir.
 
-    A new file gets the mode the umask gives (like ``open``); an existing file keeps its mode.
+    A new file is 0600 whatever the umask; an existing file keeps its mode. A symbolic link at
+    ``path`` is replaced, never followed.
     """
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        mode = os.stat(path).st_mode & 0o7777
+        existing = os.lstat(path)
+        mode = existing.st_mode & 0o7777 if not os.path.islink(path) else 0o600
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+        mode = 0o600
     fd, tmp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
     try:
         try:
@@ -278,59 +382,53 @@ def save_cursor(path, cursor):
         raise ExportError("cannot write cursor_file %s: %s" % (path, exc.strerror or exc))
 
 
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+class Dest:
+    """``dest`` opened for appending, never through a symbolic link, under an exclusive ``flock`` so that
+    two exports cannot interleave (shared in check mode). ``fd`` is ``None`` while the file does not
+    exist: :meth:`create` makes it (0600, whatever the umask) once the run knows it will write."""
 
-
-# -- NDJSON ------------------------------------------------------------------------------------
-
-
-def ndjson_lines(events):
-    """Events as NDJSON, one bytes object: a line per event (compact JSON, the API's key order, UTF-8,
-    ``\\n``-terminated)."""
-    text = "\n".join(_ENCODE(event) for event in events)
-    return (text + "\n").encode("utf-8") if text else b""
-
-
-def ndjson_line(event):
-    """One event as one line."""
-    return ndjson_lines((event,))
-
-
-class NdjsonWriter:
-    """Appends pages of events to ``path``, one JSON object per line; ``fsync`` after each page.
-
-    Holds an exclusive ``flock`` on the file while open, so two exports to the same file cannot interleave.
-    """
-
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, check_mode=False):
+        self.path, self.check_mode, self.fd = path, check_mode, None
         try:
-            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            self._lock(_open_regular(path, os.O_RDONLY if check_mode else os.O_RDWR | os.O_APPEND, "dest"))
+        except OSError:
+            pass  # it does not exist (yet)
+
+    def create(self):
+        if self.fd is not None:
+            return
+        try:
+            fd = _open_regular(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, "dest")
+            os.fchmod(fd, 0o600)  # the events name people, teams and resources
         except OSError as exc:
-            raise ExportError("cannot open dest %s for appending: %s" % (path, exc.strerror or exc))
+            if exc.errno != errno.EEXIST:
+                raise ExportError("cannot create dest %s: %s" % (self.path, exc.strerror or exc))
+            fd = _open_regular(self.path, os.O_RDWR | os.O_APPEND, "dest")  # another export was first
+        self._lock(fd)
+
+    def _lock(self, fd):
+        self.fd = fd
         if fcntl is not None:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if self.check_mode else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except (IOError, OSError):
-                os.close(self.fd)
-                raise ExportError("dest %s is locked by another export; try again when it has finished" % path)
+                self.close()
+                raise ExportError("dest %s is locked by another export; try again when it has finished" % self.path)
 
     def stat(self):
-        return os.fstat(self.fd)
+        return os.fstat(self.fd) if self.fd is not None else None
 
-    def write_page(self, events):
-        """Append the events and make them durable; returns the size of the file afterwards."""
-        data = ndjson_lines(events)
+    def append(self, chunks):
+        """Append the byte chunks and make them durable; returns how many bytes were written."""
+        written = 0
         try:
-            _write_all(self.fd, data)
+            for chunk in chunks:
+                _write_all(self.fd, chunk)
+                written += len(chunk)
             os.fsync(self.fd)
         except OSError as exc:
             raise ExportError("cannot append to dest %s: %s" % (self.path, exc.strerror or exc))
-        return self.stat().st_size
+        return written
 
     def truncate(self, size):
         try:
@@ -351,116 +449,419 @@ class NdjsonWriter:
         self.close()
 
 
-def scan_tail(path, start):
-    """Complete event lines of ``path`` from byte ``start``; returns ``(events, good_end)``.
+def scan_lines(fd, start, end):
+    """The event lines of ``fd`` between ``start`` and ``end``; returns ``(keys, good_end)``.
 
-    ``events`` is a list of ``(time, id)`` (keys only, never whole events: memory stays small);
-    ``good_end`` is the offset just after the last line that is a complete event. Anything after
-    it (a partial line from a killed run, or bytes that are not an event) is not trusted.
+    ``keys`` are ``(time, id)`` in file order (keys only: memory stays small); ``good_end`` is the
+    offset after the last complete event line. Anything after it (a partial line, or bytes that are
+    not an event) is not an event this module can vouch for.
     """
-    keys = []
-    good_end = start
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        while True:
-            line = handle.readline()
-            if not line:
-                break
-            if not line.endswith(b"\n"):
-                break
+    keys, good_end, buffered, offset = [], start, b"", start
+    while offset < end:
+        chunk = os.pread(fd, min(1 << 20, end - offset), offset)
+        if not chunk:
+            break
+        offset += len(chunk)
+        lines = (buffered + chunk).split(b"\n")
+        buffered = lines.pop()
+        for line in lines:
             try:
                 keys.append(event_key(json.loads(line.decode("utf-8"))))
             except (ValueError, ExportError):
-                break
-            good_end += len(line)
+                return keys, good_end
+            good_end += len(line) + 1
     return keys, good_end
 
 
-def recover(path, cursor, stat_result):
-    """Roll the cursor forward over lines of ``dest`` a killed run wrote after its last cursor write.
+def reconcile(dest_path, dest_stat, fd, stored, cursor_file):
+    """Check that ``dest`` is the file the cursor describes, before anything is fetched or written.
 
-    :param stat_result: ``os.stat`` of ``dest`` as it is now, or ``None`` when it does not exist.
-    :returns: ``(cursor, adopted, keep_size)``: a new cursor covering those lines, how many events it
-        adopted, and the size ``dest`` must be cut to (``None`` when nothing needs cutting).
+    :returns: ``(cursor, adopted, cut_to)``: the cursor to continue from (covering the lines a killed
+        run appended after its last cursor write), how many events it adopted, and the size ``dest``
+        must be cut back to (its own partial last line), or ``None``.
+    :raises ExportError: when ``dest`` holds content the cursor does not account for.
     """
-    cursor = cursor.copy()
-    if stat_result is None:
+    cursor = stored.copy()
+    where = os.path.abspath(dest_path)
+    fix = ("If dest is right, move cursor_file %s away (the next run exports again from since into dest); "
+           "if cursor_file is right, point dest back at %s." % (cursor_file, cursor.dest))
+    if cursor.dest and cursor.dest != where:
+        raise ExportError("cursor_file %s belongs to the export into %s, not into dest %s. %s"
+                          % (cursor_file, cursor.dest, where, fix))
+    size = dest_stat.st_size if dest_stat is not None else 0
+    identity = (dest_stat.st_dev, dest_stat.st_ino) if dest_stat is not None else None
+    same_file = identity == (cursor.dest_device, cursor.dest_inode)
+    if dest_stat is None or size == 0:
+        # Missing, new or emptied (rotated by move-and-create or copy-and-truncate): start at its beginning.
+        cursor.dest_size, cursor.pending = 0, None
+        cursor.dest_device, cursor.dest_inode = identity or (None, None)
         return cursor, 0, None
-    same_file = (cursor.dest_device, cursor.dest_inode) == (stat_result.st_dev, stat_result.st_ino)
-    start = cursor.dest_size if same_file and stat_result.st_size >= cursor.dest_size else 0
-    if stat_result.st_size == start:
-        cursor.dest_size, cursor.dest_device, cursor.dest_inode = start, stat_result.st_dev, stat_result.st_ino
+    if not same_file:
+        raise ExportError("dest %s is not the file cursor_file %s recorded (it was replaced) and it already holds "
+                          "%d bytes that this export did not write there. %s" % (where, cursor_file, size, fix))
+    if size == cursor.dest_size:
+        cursor.pending = None
         return cursor, 0, None
-    keys, good_end = scan_tail(path, start)
-    adopted = 0
-    for moment, event_id in sorted(keys):
+    pending = cursor.pending
+    if size < cursor.dest_size or pending is None or pending["from"] != cursor.dest_size or size > pending["to"]:
+        raise ExportError("dest %s is %d bytes long, but cursor_file %s says this export ended it at byte %d and "
+                          "wrote nothing since: another program changed it. Nothing was written. Give the export a "
+                          "file of its own; %s" % (where, size, cursor_file, cursor.dest_size, fix))
+    # A run was killed while appending: what lies in the recorded range is ours.
+    keys, good_end = scan_lines(fd, cursor.dest_size, size)
+    tail_is_partial = good_end < size and b"\n" not in os.pread(fd, size - good_end, good_end)
+    if good_end < size and not tail_is_partial:
+        raise ExportError("dest %s holds bytes at offset %d that are not a complete audit event, inside the range "
+                          "this export was writing (cursor_file %s). Nothing was written; inspect the file"
+                          % (where, good_end, cursor_file))
+    for moment, event_id in keys:
         if not cursor.covers(moment, event_id):
             cursor.advance(moment, event_id)
-            adopted += 1
-    cursor.dest_size, cursor.dest_device, cursor.dest_inode = good_end, stat_result.st_dev, stat_result.st_ino
-    return cursor, adopted, (good_end if good_end < stat_result.st_size else None)
+    cursor.dest_size, cursor.pending = good_end, None
+    return cursor, len(keys), (good_end if tail_is_partial else None)
 
 
-# -- walking the audit trail --------------------------------------------------------------------
+# -- the spool: pages as sorted runs, read back merged --------------------------------------------
 
 
-class Page:
-    """One response, reduced to what the export needs: the events after the cursor, in order."""
+class _Run:
+    """One page's new events in the spool: ``key\\tline\\n`` records sorted by key, read with ``pread``."""
 
-    def __init__(self, number, since, new_events, covered, total_count, last):
-        self.number = number
-        self.since = since
-        self.new_events = new_events    # list of (time, id, event), oldest first
-        self.covered = covered          # events in the response the cursor already covers
-        self.total_count = total_count  # pagination.total_count for this since
-        self.last = last                # no next page
+    CHUNK = 1 << 16
+
+    def __init__(self, fd, offset, size):
+        self.fd, self.offset, self.end = fd, offset, offset + size
+        self.lines, self.rest = iter(()), b""
+
+    def next(self):
+        while True:
+            record = next(self.lines, None)
+            if record is not None:
+                key, dummy, line = record.partition(b"\t")
+                return key, line
+            if self.offset >= self.end:
+                return None
+            chunk = os.pread(self.fd, min(self.CHUNK, self.end - self.offset), self.offset)
+            if not chunk:
+                raise ExportError("the spool file ended early")
+            self.offset += len(chunk)
+            records = (self.rest + chunk).split(b"\n")
+            self.rest = records.pop()
+            self.lines = iter(records)
 
 
-def _split(body, cursor):
-    """The events of one response after the cursor, oldest first, and how many it covers."""
+class Spool:
+    """The new events of one walk, on disk in an anonymous file (nothing is left behind by a killed run).
+
+    :meth:`add` stores one page as a sorted run; :meth:`merged` yields every ``(key, line)`` once,
+    oldest first. A key is the canonical time followed by the JSON-quoted id: bytes that sort by time.
+    """
+
+    def __init__(self, directory=None):
+        try:
+            self._file = tempfile.TemporaryFile(prefix=".tfe-audit-spool.", dir=directory)
+        except (IOError, OSError) as exc:
+            raise ExportError("cannot create a spool file in %s: %s" % (directory or tempfile.gettempdir(),
+                                                                        exc.strerror or exc))
+        self._fd = self._file.fileno()
+        self._runs = []      # (first key, last key, offset, size)
+        self._size = 0
+        self.line_bytes = 0  # bytes of NDJSON the runs would make, repeats included (an upper bound)
+
+    def add(self, items):
+        """Store one run: ``(key, line)`` pairs, sorted here."""
+        if not items:
+            return
+        items.sort()
+        data = b"".join(key + b"\t" + line + b"\n" for key, line in items)
+        try:
+            os.pwrite(self._fd, data, self._size)
+        except OSError as exc:
+            raise ExportError("cannot write the spool file: %s" % (exc.strerror or exc))
+        self._runs.append((items[0][0], items[-1][0], self._size, len(data)))
+        self._size += len(data)
+        self.line_bytes += sum(len(line) + 1 for dummy, line in items)
+
+    def merged(self):
+        """Every ``(key, line)`` once, in key order. A run is opened only when the merge reaches its first
+        key, so only the runs that overlap are read at a time (pages rarely overlap by more than repeats)."""
+        runs = sorted(self._runs)
+        heap, opened, last = [], 0, None
+        while True:
+            while opened < len(runs) and (not heap or runs[opened][0] <= heap[0][0]):
+                reader = _Run(self._fd, runs[opened][2], runs[opened][3])
+                key, line = reader.next()
+                heapq.heappush(heap, (key, opened, line, reader))
+                opened += 1
+            if not heap:
+                return
+            key, number, line, reader = heap[0]
+            if key != last:
+                yield key, line
+                last = key
+            following = reader.next()
+            if following is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (following[0], number, following[1], reader))
+
+    def close(self):
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def split_key(key):
+    """``(canonical time, id)`` of a spool key."""
+    return key[:24].decode("ascii"), json.loads(key[24:].decode("ascii"))
+
+
+# -- the walk ------------------------------------------------------------------------------------
+
+
+class Walk:
+    """What one walk saw: pages requested, the oldest event time returned, and the listing order."""
+
+    def __init__(self):
+        self.pages = 0
+        self.oldest = None
+        self.rising = self.falling = False
+
+    @property
+    def order(self):
+        if self.rising and self.falling:
+            return UNORDERED
+        return OLDEST_FIRST if self.rising else NEWEST_FIRST if self.falling else UNKNOWN
+
+
+def _direction(times):
+    """Whether one page's times (in listing order) rise, fall, both or neither."""
+    rising = falling = False
+    for earlier, later in zip(times, times[1:]):
+        if later > earlier:
+            rising = True
+        elif later < earlier:
+            falling = True
+    return rising, falling
+
+
+def _page(body):
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise ExportError("the audit trail answered without a data list; is hostname an HCP Terraform host?")
-    keyed = []
-    for position, event in enumerate(body["data"]):
+    pagination = body.get("pagination")
+    return body["data"], pagination if isinstance(pagination, dict) else {}
+
+
+def _new_items(data, cursor):
+    """The times of one page's events (listing order) and its events the cursor does not cover, keyed."""
+    times, items = [], []
+    for event in data:
         moment, event_id = event_key(event)
-        keyed.append((moment, position, event_id, event))
-    keyed.sort()  # oldest first; ties keep the API's order (positions are unique: events never compared)
-    new_events, seen, covered = [], set(), 0
-    for moment, dummy, event_id, event in keyed:
-        if cursor.covers(moment, event_id) or event_id in seen:
-            covered += 1
-            continue
-        seen.add(event_id)
-        new_events.append((moment, event_id, event))
-    return new_events, covered
+        times.append(moment)
+        if not cursor.covers(moment, event_id):
+            items.append((moment.encode("ascii") + json.dumps(event_id).encode("ascii"), encode_line(event)))
+    return times, items
 
 
-def walk(fetch, cursor, since=None, page_size=1000):
-    """Yield a :class:`Page` per request, starting after ``cursor`` (else from ``since``).
+def walk(fetch, cursor, page_size, spool):
+    """Read every event after ``cursor`` into ``spool``; returns a :class:`Walk`.
 
-    ``fetch(since, page, page_size)`` returns the decoded body of one request. The caller must
-    ``cursor.advance`` every event it exports before asking for the next page: the next request
-    starts from the cursor as it is then (keyset by time), with ``page[number]`` only used while a
-    whole page brings nothing newer than the cursor's time. Stops after the API's last page.
-    No reference to a page is kept while the next one is fetched.
+    ``fetch(since, page, page_size)`` returns the decoded body of one request. See the module
+    docstring for why this holds in either listing order. No page is referenced while the next
+    one is fetched.
     """
-    number = 1
-    basis = None
+    first_since = since = cursor.request_since()
+    number, keyset = 1, None   # keyset: None until a page shows the order, then True (oldest first) or False
+    seen = Walk()
     while True:
-        request_since = cursor.request_since(since)
-        if (cursor.timestamp, request_since) != basis:
-            basis, number = (cursor.timestamp, request_since), 1
-        body = fetch(request_since, number, page_size)
-        new_events, covered = _split(body, cursor)
-        pagination = body.get("pagination") or {}
-        del body
-        last = not pagination.get("next_page") or (not new_events and not covered)
-        total = pagination.get("total_count")
-        page = Page(number, request_since, new_events, covered, total if isinstance(total, int) else None, last)
-        del new_events
-        yield page
-        del page
-        if last:
+        if seen.pages >= MAX_PAGES:
+            raise ExportError("the audit trail did not end after %d pages; nothing was written" % MAX_PAGES)
+        data, pagination = _page(fetch(since, number, page_size))
+        seen.pages += 1
+        current = pagination.get("current_page")
+        if isinstance(current, int) and not isinstance(current, bool) and current != number:
+            raise ExportError("the audit trail answered page %d when asked for page %d; it cannot be read page by "
+                              "page, so nothing was written" % (current, number))
+        times, items = _new_items(data, cursor)
+        del data
+        spool.add(items)
+        del items
+        if times:
+            oldest = min(times)
+            seen.oldest = oldest if seen.oldest is None or oldest < seen.oldest else seen.oldest
+        rising, falling = _direction(times)
+        seen.rising, seen.falling = seen.rising or rising, seen.falling or falling
+        if falling and keyset:
+            # The listing was taken for oldest first and this page says otherwise: walk again by number.
+            since, number, keyset = first_since, 1, False
+            continue
+        if not times or not pagination.get("next_page"):
+            return seen
+        if falling:
+            keyset = False
+        elif rising and keyset is None:
+            keyset = True
+        if keyset:
+            following = format_time(parse_time(max(times)) - ONE_MS)
+            if since is None or following > since:
+                since, number = following, 1
+                continue
+        number += 1
+
+
+def gap(cursor, oldest, now):
+    """``(start, end)`` of the events that may be lost because the position is older than the retention,
+    or ``None``. A position that is not set (a first run) is never a gap."""
+    if cursor.timestamp is None:
+        return None
+    edge = now - RETENTION
+    if parse_time(cursor.timestamp) >= edge:
+        return None
+    return cursor.timestamp, oldest or format_time(edge)
+
+
+def _gap_warning(span, has_cursor):
+    start, end = span
+    where = "the previous export ended at %s" % start if has_cursor else "since is %s" % start
+    return ("%s; HCP Terraform keeps 14 days of audit events; events between %s and %s may be lost: run the "
+            "export more often than every 14 days." % (where, start, end))
+
+
+# -- the two jobs: read events into the result, or export them to a file -------------------------------
+
+
+def read_events(fetch, since, page_size, max_events, warn, now=None):
+    """Without dest: the oldest events after ``since`` (all, or ``max_events``), oldest first.
+
+    A group of events sharing one timestamp is never split at ``max_events`` (the result then ends
+    before it, unless it is the only group), so ``next_since`` continues without a gap or a repeat.
+    """
+    cursor = Cursor.after(since)
+    with Spool() as spool:
+        seen = walk(fetch, cursor, page_size, spool)
+        events, times = [], []
+        for key, line in spool.merged():
+            moment = key[:24].decode("ascii")
+            if max_events is not None and len(events) >= max_events and moment != times[-1]:
+                break
+            events.append(line)
+            times.append(moment)
+    if max_events is not None and len(events) > max_events:
+        boundary = times[max_events]  # the group that max_events would split
+        kept = times.index(boundary)
+        if kept:
+            del events[kept:], times[kept:]
+    result = dict(events=[json.loads(line.decode("utf-8")) for line in events], count=len(events),
+                  pages=seen.pages, next_since=times[-1] if times else cursor.timestamp, listing_order=seen.order)
+    _report_gap(result, cursor, seen, warn, now, has_cursor=False)
+    return result
+
+
+def _report_gap(result, cursor, seen, warn, now, has_cursor):
+    span = gap(cursor, seen.oldest, now or utcnow())
+    result["gap"] = span is not None
+    if span:
+        result["gap_start"], result["gap_end"] = span
+        warn(_gap_warning(span, has_cursor))
+
+
+def _lines(merged, cursor, limit):
+    """The NDJSON lines of the merge, moving ``cursor`` past each; at most ``limit`` (None: all)."""
+    count = 0
+    for key, line in merged:
+        if limit is not None and count >= limit:
             return
-        if (cursor.timestamp, cursor.request_since(since)) == basis:
-            number += 1  # a whole page at the cursor's time: go on by page number
+        moment, event_id = split_key(key)
+        cursor.advance(moment, event_id)
+        count += 1
+        yield line + b"\n"
+
+
+def _chunks(lines, size=1 << 20):
+    batch, length = [], 0
+    for line in lines:
+        batch.append(line)
+        length += len(line)
+        if length >= size:
+            yield b"".join(batch)
+            batch, length = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
+def export(fetch, options, check_mode, warn, result, now=None):
+    """With dest: append every event after the position to ``dest``, oldest first, each once.
+
+    ``options``: ``dest``, ``cursor_file`` (or None), ``since``, ``page_size``, ``max_events``.
+    Fills ``result`` as it goes, so that a caller that catches an error can report what was done.
+    """
+    dest, cursor_file = options["dest"], options.get("cursor_file")
+    now = now or utcnow()
+    result.update(changed=False, count=0, pages=0, gap=False)
+    with Dest(dest, check_mode) as target:
+        stored = load_cursor(cursor_file) if cursor_file else None
+        dest_stat = target.stat()
+        adopted, cut_to = 0, None
+        if stored is None:
+            if cursor_file and dest_stat is not None and dest_stat.st_size:
+                raise ExportError(
+                    "dest %s already holds %d bytes, and cursor_file %s does not exist, so the export cannot tell "
+                    "which events it holds: it would write them again. Move dest away to export everything again "
+                    "into a new file, or restore cursor_file." % (dest, dest_stat.st_size, cursor_file))
+            cursor = Cursor()
+        else:
+            if stored.timestamp and parse_time(stored.timestamp) > now + FUTURE_ALLOWANCE:
+                raise ExportError(
+                    "cursor_file %s says the export reached %s, which is later than now (%s) on this controller: it "
+                    "would skip every event until then. If the controller's clock is wrong, fix it; otherwise move "
+                    "the cursor away to export again from since." % (cursor_file, stored.timestamp, format_time(now)))
+            cursor, adopted, cut_to = reconcile(dest, dest_stat, target.fd, stored, cursor_file)
+        if cursor_file:
+            result["recovered"] = adopted
+        position = cursor if cursor.timestamp else Cursor.after(options.get("since"))
+        result["next_since"] = position.timestamp
+        with Spool(os.path.dirname(os.path.abspath(dest))) as spool:
+            seen = walk(fetch, position, options["page_size"], spool)
+            result.update(pages=seen.pages, listing_order=seen.order)
+            _report_gap(result, position, seen, warn, now, has_cursor=cursor.timestamp is not None)
+            if check_mode:
+                scratch = position.copy()
+                result["count"] = sum(1 for dummy in _lines(spool.merged(), scratch, options.get("max_events")))
+                result["changed"] = bool(result["count"] or adopted or cut_to is not None)
+                if result["count"]:
+                    result["next_since"] = scratch.timestamp
+                return result
+            _write(target, cursor, spool, cursor_file, options.get("max_events"), adopted, cut_to, stored, result)
+    return result
+
+
+def _write(target, cursor, spool, cursor_file, max_events, adopted, cut_to, stored, result):
+    """Commit what recovery found, then append the merge and move the cursor past it."""
+
+    def commit(pending=None):
+        target.create()
+        current = target.stat()
+        cursor.dest, cursor.dest_size = os.path.abspath(target.path), current.st_size
+        cursor.dest_device, cursor.dest_inode, cursor.pending = current.st_dev, current.st_ino, pending
+        if cursor_file:
+            save_cursor(cursor_file, cursor)
+
+    if cut_to is not None:
+        target.truncate(cut_to)  # the partial last line of this export's own killed write
+        result["changed"] = True
+    if stored is not None and (adopted or cut_to is not None or cursor != stored):
+        commit()  # adopted lines or a rotated dest: committed before any new line
+        result["changed"] = result["changed"] or bool(adopted)
+    if not spool.line_bytes:
+        return
+    target.create()
+    start = target.stat().st_size
+    commit(pending={"from": start, "to": start + spool.line_bytes})
+    before = cursor.exported
+    target.append(_chunks(_lines(spool.merged(), cursor, max_events)))
+    commit()
+    result.update(count=cursor.exported - before, changed=True, next_since=cursor.timestamp)

@@ -19,8 +19,11 @@ description:
     C(tfe.audit.audit_trail_token) maintains) or an organization token; user and team tokens are refused
     by HCP Terraform. There is no organization option, the token's organization is used.
   - With O(dest) and O(cursor_file), a scheduled run exports exactly the events that are new since the
-    previous run, each once, even after a run was killed half-way.
-  - HCP Terraform keeps audit trail events for 14 days; schedule exports more often than that.
+    previous run, each once and oldest first, whichever order HCP Terraform lists them in, even after a run
+    was killed half-way.
+  - HCP Terraform keeps audit trail events for 14 days; schedule exports more often than that. When the
+    previous export (or O(since)) is older than 14 days, the module warns that events may be lost and
+    returns RV(gap).
 author:
   - tfe.audit maintainers (@tfe-audit)
 extends_documentation_fragment:
@@ -30,8 +33,9 @@ attributes:
     support: full
     description:
       - Without O(dest) the module only reads, so it runs as usual.
-      - With O(dest) nothing is written; only the pages needed to count the new events are fetched
-        (usually one), and RV(count) and the changed status say what a real run would export.
+      - With O(dest) nothing is written or created; the module reads the same pages a real run reads, and
+        RV(count) and the changed status say exactly what a real run would append at that moment.
+      - A O(dest) or O(cursor_file) that a real run would refuse fails check mode the same way.
   diff_mode:
     support: none
     description: Events are not diffed; RV(count) says how many were exported.
@@ -43,55 +47,69 @@ attributes:
 options:
   since:
     description:
-      - Read only events after this time, an RFC 3339 date-time with a time zone offset or V(Z), for example
-        V(2030-12-31T23:59:59.000Z).
+      - Read only events strictly after this time, an RFC 3339 date-time with a time zone offset or V(Z), for
+        example V(2030-12-31T23:59:59.000Z).
       - Not set means every event HCP Terraform still keeps.
       - With O(cursor_file), only used while the cursor holds no position yet; afterwards the cursor decides.
     type: str
   page_size:
     description:
-      - Events per request, from V(1) to V(1000).
+      - Events per request, from V(1) to V(1000). A server that answers with smaller pages is fine.
     type: int
     default: 1000
   max_events:
     description:
-      - Stop after this many events in this run. Not set means no limit.
+      - Return or export at most this many events in this run, the oldest ones. Not set means no limit.
       - With O(cursor_file) the next run goes on where this one stopped.
-      - Without O(dest) all events are held in memory and returned; set this to bound the result.
+      - Without O(dest), events that share one timestamp are never split at the limit (the result stops before
+        them, or holds all of them when they alone exceed the limit), so RV(next_since) passed as O(since)
+        continues without a gap or a repeat.
+      - Every page after the position is still read, because the oldest events may be on the last page.
     type: int
   dest:
     description:
       - Append the events to this file as NDJSON, one JSON object per line, in the API's format, oldest first.
-      - Written page by page (appended, then C(fsync)), so memory stays bounded by one page whatever the count.
-        The events are then not returned.
-      - Created (with the mode the umask gives) when missing; the directory must exist. Only this module should
-        write to it. While a run writes, the file is locked (C(flock)) so two exports cannot interleave.
-      - Log rotation (move and create, or copy and truncate) is fine between runs.
+      - The events are then not returned. Memory stays at about one page whatever the count; the pages are
+        spooled in an anonymous temporary file in the directory of O(dest) until the whole trail is read.
+      - Created 0600 when missing; the directory must exist. It must be a regular file, not a symbolic link.
+        Only this module should write to it. While a run works, the file is locked (C(flock)) so two exports
+        cannot interleave.
+      - Log rotation (move and create, or copy and truncate) is fine between runs. Content in O(dest) that the
+        cursor does not account for (another program's lines, another file moved there) stops the export
+        before it writes anything, with a message naming both files. Nothing but a partial last line that this
+        module wrote itself is ever cut.
     type: path
   cursor_file:
     description:
-      - Where the export position is kept between runs, a small JSON file (no secret in it), written atomically.
+      - Where the export position is kept between runs, a small JSON file (no secret in it), written atomically,
+        created 0600. It must not be a symbolic link.
       - Without it every run appends every event after O(since) again.
+      - With it, a O(dest) that already has content but no cursor yet is refused (the events would be written
+        twice); a cursor later than the controller's clock (by more than 5 minutes) is an error too.
       - Requires O(dest).
     type: path
 notes:
-  - B(Resume.) The API's C(since) is a time, and whether it is exclusive is not documented, so the cursor holds
-    the newest exported timestamp B(and the ids exported at exactly that time). A run asks for events since one
-    millisecond before the cursor and skips events older than the cursor and the ids it holds, so events that
-    share the cursor's timestamp, including ones that arrive later, are exported once.
-  - B(Crash safety.) For each page the lines are appended to O(dest) and flushed to disk (C(fsync)); only then is
-    the cursor, with the size and identity of O(dest), replaced atomically (temporary file, C(fsync), rename).
-    A run killed between the two leaves complete lines after the size the cursor records; the next run adopts
-    them into the cursor (rolls forward) instead of fetching them again, and cuts off a trailing partial line.
-    Lines a forwarder may already have shipped are never removed or written twice, so a killed and re-run
-    export holds each event exactly once. If O(dest) was rotated or replaced, the whole new file is checked
-    the same way (RV(recovered) counts adopted events).
-  - Pages are walked by time (the next request starts at the newest event written), which stays correct while
-    old events leave the 14-day retention window during a long export.
-  - Events are expected oldest first within the audit trail, as HCP Terraform returns them.
-    An event that arrives later with a timestamp older than the cursor is not exported.
+  - B(Any listing order.) No HashiCorp document says in which order the audit trail is listed, and public
+    collectors read it as newest first. The module does not depend on it. A run asks for the events after
+    its position with one O(since) and walks the pages by number until the last one. New events that push the
+    pages along while it reads only repeat events, which are dropped; once a page shows the listing is oldest
+    first, the walk asks by time instead, so events leaving the 14-day window cannot shift events past it.
+    Each page's events are sorted and spooled, then merged: each event is appended once, oldest first.
+    RV(listing_order) says what the server did.
+  - B(Resume.) The cursor holds the newest exported timestamp B(and the ids exported at exactly that time). A
+    run asks for events since one millisecond before the cursor and skips the events older than it and the
+    ids it holds, so events that share the cursor's timestamp, including ones that arrive later, are exported
+    once, whatever the server does with C(since).
+  - B(Crash safety.) Nothing is written before the whole trail has been read, so a run that fails or is killed
+    while reading leaves O(dest) and the cursor as they were. Before appending, the cursor records the byte
+    range it is about to write; the lines are appended and flushed to disk (C(fsync)); only then does the cursor
+    move past them (temporary file, C(fsync), rename). A run killed in between leaves complete lines in the
+    recorded range; the next run adopts them (RV(recovered)) instead of fetching them again, and cuts off a
+    trailing partial line. Lines a forwarder may already have shipped are never removed or written twice.
+  - An event that appears later with a timestamp older than the cursor is not exported (the API can only be
+    asked for events after a time).
   - Rate limits (HTTP 429) and gateway errors are retried by the shared client (see O(max_retries)). A run that
-    still fails keeps the pages already written and their cursor; the next run continues from there.
+    still fails has written nothing; the next run starts from the same position.
 seealso:
   - module: tfe.audit.tfe_audit_trail_token
   - name: Audit trails API
@@ -161,7 +179,7 @@ events:
 count:
   description:
     - How many events were returned, or appended to O(dest).
-    - In check mode with O(dest), how many a real run would append (as counted by the API at that moment).
+    - In check mode with O(dest), how many a real run would append.
   returned: always
   type: int
   sample: 2500
@@ -172,35 +190,59 @@ pages:
   sample: 3
 next_since:
   description:
-    - The timestamp of the newest event read or exported (with O(cursor_file), the cursor's), else O(since).
+    - The timestamp of the newest event returned or exported (with O(cursor_file), the cursor's), else O(since).
     - V(null) when there is neither.
-    - Passing it as O(since) to a later run without a cursor may miss events that share this timestamp;
-      use O(cursor_file) for exact resumption.
+    - Without O(dest), passing it as O(since) to the next run continues without a gap or a repeat.
+      With O(dest), use O(cursor_file) for exact resumption.
   returned: always
   type: str
   sample: "2030-06-30T17:52:46.000Z"
 recovered:
   description:
-    - Events found in O(dest) that a killed run had written after its last cursor update, now adopted into the
+    - Events found in O(dest) that a killed run had appended after its last cursor update, now adopted into the
       cursor (they are not fetched again).
   returned: when O(cursor_file) is set
   type: int
   sample: 0
+gap:
+  description:
+    - Whether events may have been lost before this run because the position (the previous export, else
+      O(since)) is older than the 14 days HCP Terraform keeps. A warning says the same in words.
+    - Never true for a first run without O(since).
+  returned: success
+  type: bool
+  sample: false
+gap_start:
+  description: Where the position ended, the start of the time in which events may be lost.
+  returned: when RV(gap) is true
+  type: str
+  sample: "2030-06-01T00:00:00.000Z"
+gap_end:
+  description:
+    - The oldest event HCP Terraform still returned after the position (else the oldest time it keeps), the
+      end of the time in which events may be lost.
+  returned: when RV(gap) is true
+  type: str
+  sample: "2030-06-16T08:12:40.120Z"
+listing_order:
+  description:
+    - The order the server listed events in during this run, as seen on its pages. The result does not depend on
+      it; it is reported for diagnosis.
+    - V(unknown) when no page held two events with different times.
+  returned: success
+  type: str
+  choices: [newest_first, oldest_first, unordered, unknown]
+  sample: newest_first
 """
 
 import os
 
 from ansible_collections.tfe.audit.plugins.module_utils._client import TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._export import (
-    Cursor,
     ExportError,
-    NdjsonWriter,
-    format_time,
-    load_cursor,
-    parse_time,
-    recover,
-    save_cursor,
-    walk,
+    canonical_time,
+    export,
+    read_events,
 )
 from ansible_collections.tfe.audit.plugins.module_utils._module import OptionError, TfeModule
 
@@ -213,7 +255,7 @@ def parse_options(params):
                    dest=params["dest"], cursor_file=params["cursor_file"])
     if params["since"] is not None:
         try:
-            options["since"] = format_time(parse_time(params["since"], "since"))
+            options["since"] = canonical_time(params["since"], "since")
         except ExportError as exc:
             raise OptionError(str(exc).replace("for example ", "for example since: "))
     if options["page_size"] is None or not 1 <= options["page_size"] <= MAX_PAGE_SIZE:
@@ -240,127 +282,6 @@ def parse_options(params):
     return options
 
 
-def remaining(max_events, count):
-    return None if max_events is None else max_events - count
-
-
-def read_events(fetch, since, page_size, max_events):
-    """Without dest: the events (a list), the number of pages and the newest timestamp read."""
-    cursor = Cursor()
-    events, pages = [], 0
-    for page in walk(fetch, cursor, since, page_size):
-        pages += 1
-        for moment, event_id, event in page.new_events:
-            if remaining(max_events, len(events)) == 0:
-                break
-            events.append(event)
-            cursor.advance(moment, event_id)
-        if remaining(max_events, len(events)) == 0:
-            break
-    return dict(events=events, count=len(events), pages=pages, next_since=cursor.next_since or since)
-
-
-def count_new_events(fetch, cursor, since, page_size, max_events):
-    """Check mode with dest: how many events a real run would append, fetching as few pages as possible.
-
-    The API returns events oldest first, so once a page holds one event after the cursor, every
-    event the cursor covers is behind it and ``total_count`` minus those is the exact count.
-    """
-    scratch = cursor.copy()
-    pages = covered = 0
-    count = 0
-    newest = None
-    for page in walk(fetch, scratch, since, page_size):
-        pages += 1
-        covered += page.covered
-        if page.new_events:
-            newest = page.new_events[-1][0]
-            if page.last or page.total_count is None:
-                count = len(page.new_events)
-            else:
-                covered += (page.number - 1) * page_size  # pages skipped by number were all covered
-                count = max(len(page.new_events), page.total_count - covered)
-            break
-    if max_events is not None:
-        count = min(count, max_events)
-    return dict(count=count, pages=pages, newest=newest)
-
-
-def write_batch(writer, cursor, batch):
-    """Append one page's new events (appended and fsync-ed), then move the in-memory cursor past them."""
-    writer.write_page(item[2] for item in batch)
-    cursor.advance_batch(batch)
-
-
-def export(fetch, writer_factory, options, check_mode, result):
-    """With dest: append new events page by page, committing the cursor after each page.
-
-    Fills ``result`` as it goes, so a caller that catches ``TfeError`` or ``ExportError`` can
-    report what was written (and committed) before the failure; a re-run continues from there.
-    """
-    dest, cursor_file = options["dest"], options["cursor_file"]
-    since, page_size, max_events = options["since"], options["page_size"], options["max_events"]
-    result.update(changed=False, count=0, pages=0)
-    stored = load_cursor(cursor_file) if cursor_file else None
-    try:
-        dest_stat = os.stat(dest)
-    except OSError:
-        dest_stat = None
-    adopted, keep = 0, None
-    if stored is None:
-        # No position yet: start from since; what dest already holds is not ours to adopt.
-        cursor = Cursor()
-    else:
-        cursor, adopted, keep = recover(dest, stored, dest_stat)
-    if cursor_file:
-        result["recovered"] = adopted
-    result["next_since"] = cursor.next_since or since
-
-    if check_mode:
-        counted = count_new_events(fetch, cursor, since, page_size, max_events)
-        result.update(count=counted["count"], pages=counted["pages"],
-                      changed=bool(counted["count"] or adopted or keep is not None))
-        if counted["newest"] is not None:
-            result["next_since"] = format_time(counted["newest"])
-        return result
-
-    with writer_factory(dest) as writer:
-        if keep is not None:
-            writer.truncate(keep)  # a partial line a killed run left behind
-            result["changed"] = True
-
-        def commit():
-            current = writer.stat()
-            cursor.dest, cursor.dest_size = os.path.abspath(dest), current.st_size
-            cursor.dest_device, cursor.dest_inode = current.st_dev, current.st_ino
-            if cursor_file:
-                save_cursor(cursor_file, cursor)
-
-        if stored is not None and (adopted or keep is not None or cursor != stored):
-            commit()  # adopted lines or a rotated dest: commit before any new line
-            result["changed"] = result["changed"] or bool(adopted)
-        committed = stored is not None
-
-        for page in walk(fetch, cursor, since, page_size):
-            result["pages"] += 1
-            batch = page.new_events
-            del page
-            left = remaining(max_events, result["count"])
-            if left is not None and len(batch) > left:
-                batch = batch[:left]
-            if batch:
-                if not committed:
-                    commit()  # the position before the first line this cursor ever sees
-                    committed = True
-                write_batch(writer, cursor, batch)
-                commit()
-                result.update(count=result["count"] + len(batch), changed=True, next_since=cursor.next_since)
-            del batch
-            if remaining(max_events, result["count"]) == 0:
-                break
-    return result
-
-
 def main():
     tfe = TfeModule(
         argument_spec=dict(
@@ -382,10 +303,11 @@ def main():
     result = {}
     try:
         if options["dest"] is None:
-            result = read_events(fetch, options["since"], options["page_size"], options["max_events"])
+            result = read_events(fetch, options["since"], options["page_size"], options["max_events"],
+                                 tfe.module.warn)
             result["changed"] = False
         else:
-            export(fetch, NdjsonWriter, options, tfe.check_mode, result)
+            export(fetch, options, tfe.check_mode, tfe.module.warn, result)
     except ExportError as exc:
         tfe.module.fail_json(msg=str(exc), **result)
     except TfeError as exc:
@@ -394,7 +316,7 @@ def main():
 
 
 def fail_api(tfe, exc, result):
-    """API failures in words; ``result`` carries what was exported (and committed) before it."""
+    """API failures in words; ``result`` says what was done before it (nothing is half-written)."""
     action = "read the audit trail"
     error = dict(status=exc.status, kind=exc.kind, method=exc.method, path=exc.path, errors=exc.errors)
     if exc.status == 401:

@@ -1,6 +1,10 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""tfe_audit_trail_events: whole runs against the emulator (pagination, resume, crashes, errors, memory)."""
+"""tfe_audit_trail_events: whole runs against the emulator, in both listing orders.
+
+The emulator lists newest first by default (the order the public evidence shows) and oldest first
+on request; every test that reads events runs in both (the ``order`` fixture).
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -14,6 +18,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from ansible.module_utils import basic
+
 from ansible_collections.tfe.audit.plugins.module_utils import _client, _export
 from ansible_collections.tfe.audit.plugins.module_utils._client import TfeClient
 from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_events as module
@@ -21,6 +27,13 @@ from ansible_collections.tfe.audit.tests.unit.plugins.modules.module_runner impo
 
 ORG = "acme"
 UTC = _export.UTC
+TRAIL = "/api/v2/organization/audit-trail"
+
+
+@pytest.fixture(params=["newest", "oldest"])
+def order(request, emulator):
+    emulator.set_listing(order=request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -34,6 +47,13 @@ def files(tmp_path):
     return dict(dest=str(tmp_path / "audit.ndjson"), cursor_file=str(tmp_path / "audit.cursor.json"))
 
 
+@pytest.fixture
+def warnings(monkeypatch):
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, message: seen.append(message))
+    return seen
+
+
 def args_for(emulator, secret, **kwargs):
     args = dict(hostname=emulator.url, token=secret)
     args.update(kwargs)
@@ -41,8 +61,9 @@ def args_for(emulator, secret, **kwargs):
 
 
 def trail_ids(emulator):
-    """Every event id the emulator holds, oldest first (as the API orders them)."""
-    return [e[1] for e in sorted(emulator._orgs[ORG].events, key=lambda e: (e[0], e[1]))]  # pylint: disable=protected-access
+    """Every event id the emulator holds, in time order (ties by id, as the export writes them)."""
+    events = emulator._orgs[ORG].events  # pylint: disable=protected-access
+    return [e[1] for e in sorted(events, key=lambda e: (_export.format_time(e[0]), json.dumps(e[1])))]
 
 
 def dest_ids(path):
@@ -62,24 +83,30 @@ def later(seconds=5):
 
 
 def trail_gets(emulator):
-    return [r for r in emulator.requests if r["path"] == "/api/v2/organization/audit-trail"]
+    return [r for r in emulator.requests if r["path"] == TRAIL]
 
 
 # -- without dest ----------------------------------------------------------------------------------
 
 
-def test_returns_events_without_dest(emulator, secret):
+def test_returns_events_oldest_first_without_dest(emulator, secret, order):
     emulator.seed_events(ORG, 30)
     result = run(emulator, secret, page_size=7)
     assert result["changed"] is False and result["count"] == 31 == len(result["events"])
     assert [e["id"] for e in result["events"]] == trail_ids(emulator)
     assert result["pages"] == 5 and result["next_since"] == result["events"][-1]["timestamp"]
-
-    capped = run(emulator, secret, page_size=7, max_events=10)
-    assert [e["id"] for e in capped["events"]] == trail_ids(emulator)[:10] and capped["pages"] == 2
+    assert result["listing_order"] == order + "_first" and result["gap"] is False
 
     since = run(emulator, secret, since=result["events"][19]["timestamp"])
     assert [e["id"] for e in since["events"]] == trail_ids(emulator)[20:]
+
+
+def test_max_events_returns_the_oldest_and_next_since_goes_on_without_a_gap(emulator, secret, order):
+    emulator.seed_events(ORG, 2505)
+    capped = run(emulator, secret, max_events=50)
+    assert [e["id"] for e in capped["events"]] == trail_ids(emulator)[:50]
+    rest = run(emulator, secret, since=capped["next_since"])
+    assert [e["id"] for e in capped["events"] + rest["events"]] == trail_ids(emulator)
 
 
 def test_empty_trail_with_since(emulator, secret):
@@ -87,39 +114,38 @@ def test_empty_trail_with_since(emulator, secret):
     assert result["count"] == 0 and result["events"] == [] and result["next_since"] is not None
 
 
-# -- export: pagination, resume, boundary ------------------------------------------------------------
+# -- export: the whole trail, each event once, in time order -------------------------------------------
 
 
-def test_export_2500_events_in_3_pages_each_once(emulator, secret, files):
-    emulator.seed_events(ORG, 2500)
+def test_export_2506_events_newest_or_oldest_first_each_once(emulator, secret, files, order):
+    emulator.seed_events(ORG, 2505)
     emulator.clear_requests()
     result = run(emulator, secret, page_size=1000, **files)
-    assert result["changed"] and result["count"] == 2501 and result["pages"] == 3 and result["recovered"] == 0
-    assert "events" not in result
+    assert result["changed"] and result["count"] == 2506 and result["pages"] == 3 and result["recovered"] == 0
+    assert "events" not in result and result["listing_order"] == order + "_first"
     assert dest_ids(files["dest"]) == trail_ids(emulator)
     assert len(trail_gets(emulator)) == 3
     cursor = json.load(open(files["cursor_file"]))
     assert cursor["dest_size"] == os.path.getsize(files["dest"]) and cursor["timestamp"] == result["next_since"]
-    assert secret not in open(files["cursor_file"]).read()
+    assert cursor["pending"] is None and secret not in open(files["cursor_file"]).read()
+
+    emulator.seed_events(ORG, 10, start=later(), step_seconds=0.001)
+    again = run(emulator, secret, page_size=1000, **files)
+    assert again["count"] == 10 and dest_ids(files["dest"]) == trail_ids(emulator)
 
 
-def test_resume_after_new_events_and_idempotent(emulator, secret, files):
+def test_nothing_new_costs_one_request_and_changes_nothing(emulator, secret, files, order):
     emulator.seed_events(ORG, 50)
     first = run(emulator, secret, page_size=20, **files)
     assert first["count"] == 51
     cursor_before = open(files["cursor_file"]).read()
-
+    emulator.clear_requests()
     again = run(emulator, secret, page_size=20, **files)
-    assert not again["changed"] and again["count"] == 0 and again["pages"] == 1
+    assert not again["changed"] and again["count"] == 0 and again["pages"] == 1 == len(trail_gets(emulator))
     assert open(files["cursor_file"]).read() == cursor_before and again["next_since"] == first["next_since"]
 
-    emulator.seed_events(ORG, 25, start=later())
-    resumed = run(emulator, secret, page_size=20, **files)
-    assert resumed["changed"] and resumed["count"] == 25
-    assert dest_ids(files["dest"]) == trail_ids(emulator)
 
-
-def test_events_sharing_the_boundary_timestamp(emulator, secret, files):
+def test_events_sharing_the_boundary_timestamp(emulator, secret, files, order):
     boundary = later()
     emulator.seed_events(ORG, 10, timestamp=boundary)
     first = run(emulator, secret, max_events=5, **files)  # stops in the middle of one timestamp
@@ -129,21 +155,22 @@ def test_events_sharing_the_boundary_timestamp(emulator, secret, files):
     emulator.seed_events(ORG, 3, timestamp=boundary)  # late arrivals at the cursor's very timestamp
     second = run(emulator, secret, page_size=2, **files)
     assert second["count"] == 9
-    ids = dest_ids(files["dest"])
-    assert sorted(ids) == sorted(trail_ids(emulator)) and len(ids) == len(set(ids)) == 14
+    ids = dest_ids(files["dest"])  # time order within each run's block; the late ones come in the second
+    assert sorted(ids) == sorted(trail_ids(emulator)) and len(set(ids)) == 14
 
 
-def test_more_events_at_one_time_than_a_page(emulator, secret, files):
+def test_more_events_at_one_time_than_a_page(emulator, secret, files, order):
     emulator.seed_events(ORG, 45, timestamp=later())
     result = run(emulator, secret, page_size=10, **files)
-    ids = dest_ids(files["dest"])
-    assert result["count"] == 46 and sorted(ids) == sorted(trail_ids(emulator)) and len(set(ids)) == 46
+    assert result["count"] == 46 and dest_ids(files["dest"]) == trail_ids(emulator)
 
 
-def test_since_is_used_until_the_cursor_has_a_position(emulator, secret, files):
-    emulator.seed_events(ORG, 10, start="2030-01-01T00:00:00Z")
-    result = run(emulator, secret, since="2030-01-01T00:00:04Z", **files)
-    assert result["count"] == 5
+def test_since_is_used_until_the_cursor_has_a_position(emulator, secret, files, order):
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+    emulator.seed_events(ORG, 10, start=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    since = (start + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = run(emulator, secret, since=since, **files)
+    assert result["count"] == 6  # five seeded after since, and the token's creation
     again = run(emulator, secret, since="2000-01-01T00:00:00Z", **files)  # the cursor wins now
     assert again["count"] == 0
 
@@ -156,36 +183,57 @@ def test_dest_without_cursor_appends_everything_again(emulator, secret, tmp_path
     assert len(dest_ids(dest)) == 8
 
 
-def test_rotated_dest_gets_only_new_events(emulator, secret, files):
+def test_rotated_dest_gets_only_new_events(emulator, secret, files, order):
     emulator.seed_events(ORG, 5)
     run(emulator, secret, **files)
     os.rename(files["dest"], files["dest"] + ".1")
-    emulator.seed_events(ORG, 4, start=later())
+    emulator.seed_events(ORG, 4, start=later(), step_seconds=0.001)
     result = run(emulator, secret, **files)
     assert result["count"] == 4 and len(dest_ids(files["dest"])) == 4
     assert dest_ids(files["dest"] + ".1") + dest_ids(files["dest"]) == trail_ids(emulator)
 
 
+# -- pages that move while a run reads them ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("inserted", [5, 1000, 1500])
+def test_events_arriving_between_page_requests_are_exported_once(emulator, secret, files, order, inserted):
+    """New events land between two page requests of one run (they shift newest-first pages)."""
+    emulator.seed_events(ORG, 2505)
+    emulator.add_fault(method="GET", path="audit-trail", status=None, skip=1, count=1, insert_events=inserted)
+    first = run(emulator, secret, page_size=1000, **files)
+    second = run(emulator, secret, page_size=1000, **files)
+    assert first["count"] + second["count"] == 2506 + inserted
+    assert dest_ids(files["dest"]) == trail_ids(emulator)
+
+
+def test_events_leaving_retention_while_paging_shift_nothing_past_the_reader(emulator, secret, files, order):
+    emulator.seed_events(ORG, 300)
+    emulator.add_fault(method="GET", path="audit-trail", status=None, skip=1, count=5, expire_events=7)
+    result = run(emulator, secret, page_size=50, **files)
+    written = dest_ids(files["dest"])
+    assert len(written) == len(set(written)) == result["count"]
+    assert set(trail_ids(emulator)) <= set(written)  # every event still kept was exported
+
+
 # -- check mode ------------------------------------------------------------------------------------
 
 
-def test_check_mode_writes_nothing_and_counts(emulator, secret, files):
+def test_check_mode_counts_exactly_and_writes_nothing(emulator, secret, files, order):
     emulator.seed_events(ORG, 2500)
-    emulator.clear_requests()
     result = run(emulator, secret, check_mode=True, **files)
-    assert result["changed"] and result["count"] == 2501 and result["pages"] == 1
-    assert len(trail_gets(emulator)) == 1
+    assert result["changed"] and result["count"] == 2501
     assert not os.path.exists(files["dest"]) and not os.path.exists(files["cursor_file"])
 
     run(emulator, secret, **files)
-    emulator.seed_events(ORG, 1500, start=later())
+    emulator.seed_events(ORG, 1500, start=later(), step_seconds=0.001)
     size = os.path.getsize(files["dest"])
     cursor = open(files["cursor_file"]).read()
     checked = run(emulator, secret, check_mode=True, page_size=1000, **files)
     assert checked["changed"] and checked["count"] == 1500
     assert os.path.getsize(files["dest"]) == size and open(files["cursor_file"]).read() == cursor
+    assert run(emulator, secret, **files)["count"] == 1500
 
-    run(emulator, secret, **files)
     nothing = run(emulator, secret, check_mode=True, **files)
     assert not nothing["changed"] and nothing["count"] == 0
 
@@ -197,56 +245,26 @@ class Killed(BaseException):
     """Stands in for SIGKILL: nothing in the module catches it."""
 
 
-def crash_on_cursor_write(monkeypatch, after):
-    """Let ``after`` cursor writes happen, then die right before the next one (lines already fsync-ed)."""
-    real = module.save_cursor
-    calls = []
-
-    def save_then_die(path, cursor):
-        calls.append(path)
-        if len(calls) > after:
-            raise Killed()
-        real(path, cursor)
-
-    monkeypatch.setattr(module, "save_cursor", save_then_die)
-
-
-@pytest.mark.parametrize("partial_line", [b"", b'{"id":"half-writ'])
-def test_killed_run_recovery_each_event_exactly_once(emulator, secret, files, monkeypatch, partial_line):
+@pytest.mark.parametrize("partial", [False, True])
+def test_killed_run_recovery_each_event_exactly_once(emulator, secret, files, monkeypatch, order, partial):
     emulator.seed_events(ORG, 2500)
-    crash_on_cursor_write(monkeypatch, after=2)  # initial position + page 1 committed, page 2 written only
+    real_append = _export.Dest.append
+
+    def append_some_then_die(self, chunks):
+        data = next(iter(chunks))
+        lines = data.split(b"\n")
+        real_append(self, [b"\n".join(lines[:1200]) + b"\n" + (lines[1200][:17] if partial else b"")])
+        raise Killed()
+
+    monkeypatch.setattr(_export.Dest, "append", append_some_then_die)
     with pytest.raises(Killed):
         run_module(module.main, args_for(emulator, secret, page_size=1000, **files))
     monkeypatch.undo()
-    with open(files["dest"], "ab") as handle:
-        handle.write(partial_line)  # killed in the middle of a line of a further page
-    # page 2 starts at page 1's last timestamp (keyset), so it adds 999 new events
-    assert len(dest_ids_lenient(files["dest"])) == 1999
-    assert json.load(open(files["cursor_file"]))["exported"] == 1000
 
-    emulator.seed_events(ORG, 10, start=later())
+    emulator.seed_events(ORG, 10, start=later(), step_seconds=0.001)
     result = run(emulator, secret, page_size=1000, **files)
-    assert result["recovered"] == 999 and result["count"] == 2501 + 10 - 1999
+    assert result["recovered"] == 1200 and result["count"] == 2501 + 10 - 1200
     assert dest_ids(files["dest"]) == trail_ids(emulator)
-    assert not open(files["dest"], "rb").read().endswith(partial_line or b"\0")
-
-
-def dest_ids_lenient(path):
-    with open(path, "rb") as handle:
-        return [json.loads(line)["id"] for line in handle if line.endswith(b"\n")]
-
-
-def test_killed_first_run_before_any_cursor_position(emulator, secret, files, monkeypatch):
-    with open(files["dest"], "w") as handle:
-        handle.write('{"id": "older export, not ours", "timestamp": "2000-01-01T00:00:00.000Z"}\n')
-    emulator.seed_events(ORG, 30)
-    crash_on_cursor_write(monkeypatch, after=1)  # initial position saved, page 1 written, then killed
-    with pytest.raises(Killed):
-        run_module(module.main, args_for(emulator, secret, page_size=10, **files))
-    monkeypatch.undo()
-    result = run(emulator, secret, page_size=10, **files)
-    assert result["recovered"] == 10 and result["count"] == 21
-    assert dest_ids(files["dest"])[1:] == trail_ids(emulator)
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -273,38 +291,27 @@ def test_404_without_entitlement(emulator):
     assert failed and "entitlement" in result["msg"]
 
 
-def fault_after_first_page(emulator, monkeypatch, **fault):
-    real = TfeClient.read_audit_trail
-    calls = []
-
-    def spy(self, since=None, page=1, page_size=1000):
-        calls.append(page)
-        if len(calls) == 2:
-            emulator.add_fault(method="GET", path="/organization/audit-trail", **fault)
-        return real(self, since=since, page=page, page_size=page_size)
-
-    monkeypatch.setattr(TfeClient, "read_audit_trail", spy)
-
-
-def test_429_mid_export_is_retried(emulator, secret, files, monkeypatch):
+def test_429_mid_export_is_retried(emulator, secret, files, order):
     emulator.seed_events(ORG, 2500)
-    fault_after_first_page(emulator, monkeypatch, status=429, count=2,
-                           headers={"Retry-After": "0", "X-RateLimit-Reset": "0.05"})
+    emulator.add_fault(method="GET", path="audit-trail", status=429, skip=1, count=2,
+                       headers={"Retry-After": "0", "X-RateLimit-Reset": "0.05"})
     result = run(emulator, secret, page_size=1000, **files)
     assert result["count"] == 2501 and dest_ids(files["dest"]) == trail_ids(emulator)
     assert [r["status"] for r in trail_gets(emulator)].count(429) == 2
 
 
-def test_429_that_does_not_end_keeps_what_was_written(emulator, secret, files, monkeypatch):
+def test_429_that_does_not_end_writes_nothing_and_the_next_run_exports_all(emulator, secret, files, monkeypatch,
+                                                                           order):
     monkeypatch.setattr(_client, "TOTAL_WAIT_CAP", 1.0)  # 60 s in real life; a 429 is waited out until then
     emulator.seed_events(ORG, 2500)
-    fault_after_first_page(emulator, monkeypatch, status=429, count=1000, headers={"Retry-After": "0"})
+    emulator.add_fault(method="GET", path="audit-trail", status=429, skip=1, count=1000, headers={"Retry-After": "0"})
     result, failed = run_module(module.main, args_for(emulator, secret, page_size=1000, max_retries=1, **files))
-    assert failed and "rate limited" in result["msg"] and result["count"] == 1000 and result["changed"]
+    assert failed and "rate limited" in result["msg"] and result["count"] == 0 and not result["changed"]
+    assert not os.path.exists(files["dest"]) and not os.path.exists(files["cursor_file"])
     monkeypatch.undo()
     emulator.clear_faults()
     again = run(emulator, secret, page_size=1000, **files)
-    assert again["count"] == 1501 and dest_ids(files["dest"]) == trail_ids(emulator)
+    assert again["count"] == 2501 and dest_ids(files["dest"]) == trail_ids(emulator)
 
 
 @pytest.mark.parametrize("args, match", [
@@ -329,6 +336,25 @@ def test_damaged_cursor_fails_clearly(emulator, secret, files):
     assert failed and "not a tfe.audit audit trail cursor" in result["msg"]
 
 
+# -- gaps ------------------------------------------------------------------------------------------
+
+
+def test_a_cursor_15_days_old_is_a_gap_and_a_first_run_is_not(emulator, secret, files, warnings, order):
+    emulator.seed_events(ORG, 20)
+    first = run(emulator, secret, **files)
+    assert first["gap"] is False and warnings == []
+    cursor = json.load(open(files["cursor_file"]))
+    old = _export.format_time(datetime.now(UTC) - timedelta(days=15))
+    cursor.update(timestamp=old, ids=[])
+    with open(files["cursor_file"], "w") as handle:
+        json.dump(cursor, handle)
+    result = run(emulator, secret, **files)
+    oldest = min(e[2]["timestamp"] for e in emulator._orgs[ORG].events)  # pylint: disable=protected-access
+    assert result["gap"] is True and result["gap_start"] == old and result["gap_end"] == oldest
+    assert len(warnings) == 1 and "the previous export ended at %s" % old in warnings[0]
+    assert "HCP Terraform keeps 14 days" in warnings[0] and "more often than every 14 days" in warnings[0]
+
+
 # -- memory ----------------------------------------------------------------------------------------
 
 
@@ -342,7 +368,7 @@ class TrackedBody(dict):
     __hash__ = object.__hash__
 
 
-def test_memory_bounded_to_one_page(emulator, secret, files, monkeypatch):
+def test_nothing_of_a_page_is_alive_when_the_next_is_fetched(emulator, secret, files, monkeypatch, order):
     emulator.seed_events(ORG, 20000, step_seconds=0.5)
     emulator.set_rate_limit(0)
     live_events = weakref.WeakSet()
@@ -363,6 +389,5 @@ def test_memory_bounded_to_one_page(emulator, secret, files, monkeypatch):
     monkeypatch.setattr(TfeClient, "read_audit_trail", spy)
     result = run(emulator, secret, page_size=1000, **files)
     assert result["count"] == 20001 and result["pages"] == 21
-    # When the next page is fetched, nothing of the previous one is still referenced.
     assert alive_at_fetch == [(0, 0)] * 21
-    assert len(dest_ids(files["dest"])) == 20001
+    assert dest_ids(files["dest"]) == trail_ids(emulator)
