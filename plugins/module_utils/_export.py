@@ -769,15 +769,21 @@ def _report_gap(result, cursor, seen, warn, now, has_cursor):
         warn(_gap_warning(span, has_cursor))
 
 
-def _lines(merged, cursor, limit):
-    """The NDJSON lines of the merge, moving ``cursor`` past each; at most ``limit`` (None: all)."""
+def follow(spool, cursor, limit=None):
+    """The spool's events oldest first, each once, as ``(time, id, line)``, moving ``cursor`` past each
+    as it is taken; at most ``limit`` (None: all). The one way out of a walk, for every consumer."""
     count = 0
-    for key, line in merged:
+    for key, line in spool.merged():
         if limit is not None and count >= limit:
             return
         moment, event_id = split_key(key)
         cursor.advance(moment, event_id)
         count += 1
+        yield moment, event_id, line
+
+
+def _lines(events):
+    for dummy, dummy_id, line in events:
         yield line + b"\n"
 
 
@@ -830,7 +836,7 @@ def export(fetch, options, check_mode, warn, result, now=None):
             _report_gap(result, position, seen, warn, now, has_cursor=cursor.timestamp is not None)
             if check_mode:
                 scratch = position.copy()
-                result["count"] = sum(1 for dummy in _lines(spool.merged(), scratch, options.get("max_events")))
+                result["count"] = sum(1 for dummy in follow(spool, scratch, options.get("max_events")))
                 result["changed"] = bool(result["count"] or adopted or cut_to is not None)
                 if result["count"]:
                     result["next_since"] = scratch.timestamp
@@ -862,6 +868,6 @@ def _write(target, cursor, spool, cursor_file, max_events, adopted, cut_to, stor
     start = target.stat().st_size
     commit(pending={"from": start, "to": start + spool.line_bytes})
     before = cursor.exported
-    target.append(_chunks(_lines(spool.merged(), cursor, max_events)))
+    target.append(_chunks(_lines(follow(spool, cursor, max_events))))
     commit()
     result.update(count=cursor.exported - before, changed=True, next_since=cursor.timestamp)
