@@ -94,6 +94,8 @@ _API_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
 # One encoder for every line (json.dumps with options builds a new one per call); events are trees.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 _ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+# An id that JSON quotes as it is: printable ASCII without a quote or a backslash.
+_PLAIN_ID = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*\Z")
 
 # Listing orders, as reported in results.
 NEWEST_FIRST, OLDEST_FIRST, UNORDERED, UNKNOWN = "newest_first", "oldest_first", "unordered", "unknown"
@@ -584,18 +586,28 @@ class Spool:
 
     def merged(self):
         """Every ``(key, line)`` once, in key order. A run is opened only when the merge reaches its first
-        key, so only the runs that overlap are read at a time (pages rarely overlap by more than repeats)."""
+        key, so only the runs that overlap are read at a time (pages rarely overlap by more than repeats),
+        and a run that overlaps no other is read straight through."""
         runs = sorted(self._runs)
         heap, opened, last = [], 0, None
         while True:
             while opened < len(runs) and (not heap or runs[opened][0] <= heap[0][0]):
-                reader = _Run(self._fd, runs[opened][2], runs[opened][3])
+                first, final, offset, size = runs[opened]
+                reader = _Run(self._fd, offset, size)
                 key, line = reader.next()
-                heapq.heappush(heap, (key, opened, line, reader))
+                heapq.heappush(heap, (key, opened, line, reader, final))
                 opened += 1
             if not heap:
                 return
-            key, number, line, reader = heap[0]
+            key, number, line, reader, final = heap[0]
+            if len(heap) == 1 and (opened == len(runs) or runs[opened][0] > final):
+                heap.pop()  # alone until its end: no other run can come between its records
+                while key is not None:
+                    if key != last:
+                        yield key, line
+                        last = key
+                    key, line = reader.next() or (None, None)
+                continue
             if key != last:
                 yield key, line
                 last = key
@@ -603,7 +615,7 @@ class Spool:
             if following is None:
                 heapq.heappop(heap)
             else:
-                heapq.heapreplace(heap, (following[0], number, following[1], reader))
+                heapq.heapreplace(heap, (following[0], number, following[1], reader, final))
 
     def close(self):
         self._file.close()
@@ -615,9 +627,19 @@ class Spool:
         self.close()
 
 
+def spool_key(moment, event_id):
+    """The spool key of an event: its canonical time, then its id JSON-quoted (plain ids skip the encoder)."""
+    if _PLAIN_ID.match(event_id):
+        return ("%s\"%s\"" % (moment, event_id)).encode("ascii")
+    return moment.encode("ascii") + json.dumps(event_id).encode("ascii")
+
+
 def split_key(key):
     """``(canonical time, id)`` of a spool key."""
-    return key[:24].decode("ascii"), json.loads(key[24:].decode("ascii"))
+    quoted = key[24:]
+    if b"\\" not in quoted:
+        return key[:24].decode("ascii"), quoted[1:-1].decode("ascii")
+    return key[:24].decode("ascii"), json.loads(quoted.decode("ascii"))
 
 
 # -- the walk ------------------------------------------------------------------------------------
@@ -663,7 +685,7 @@ def _new_items(data, cursor):
         moment, event_id = event_key(event)
         times.append(moment)
         if not cursor.covers(moment, event_id):
-            items.append((moment.encode("ascii") + json.dumps(event_id).encode("ascii"), encode_line(event)))
+            items.append((spool_key(moment, event_id), encode_line(event)))
     return times, items
 
 
