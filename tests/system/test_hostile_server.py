@@ -1,0 +1,166 @@
+# -*- coding: utf-8 -*-
+"""Hostile server and planted inputs: what a server that is not HCP Terraform, or a planted hostname or
+environment variable, can make a real ansible-playbook run do.
+
+The emulator (loopback) answers with hostile values through its fault injection. Hosts that are not the
+emulator are reached through ``CaptureProxy``, an HTTP proxy on loopback (``http_proxy``) that answers like
+HCP Terraform and records whether the API token reached it. Nothing leaves loopback.
+
+Each case records a row into the ``hostile`` suite of docs/RELIABILITY.md:
+  code_execution  a planted template ran on the controller (a ``pwned`` file appeared);
+  truncated       a file the run must keep (the role's vault file) lost its content;
+  token_off_host  the API token reached a host other than the https host it belongs to.
+All three must be 0.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible.parsing.vault import VaultLib, VaultSecret
+
+from reliability import record
+
+SUITE = "hostile"
+PLANT = "{{ lookup('pipe', 'id > pwned-%d.txt') }}"
+REAL_LOOKING = "ABCDEFGHIJKLMN.atlasv1." + "x" * 60
+
+
+def token_document(**attributes):
+    values = {"created-at": "2026-01-05T10:11:12.075Z", "last-used-at": None, "description": None,
+              "token": REAL_LOOKING, "expired-at": "2028-01-05T10:11:12.000Z"}
+    values.update(attributes)
+    return {"data": {"id": values.pop("id", "at-sjt83qTw3GZatuPm"), "type": "authentication-tokens",
+                     "attributes": values}}
+
+
+def pwned_files(root):
+    return sorted(str(path) for path in Path(root).rglob("pwned*"))
+
+
+# -- a server that plants values in its answers ---------------------------------------------------------
+#
+# (case, method the emulator answers with the planted document, module, document). The GET cases come
+# first: the emulator hands out faults in order, and every module run reads (GET) before it creates.
+ANSWERS = [
+    ("read answers a template as the token id", "GET", "tfe.audit.tfe_audit_trail_token",
+     token_document(id=PLANT % 0)),
+    ("read answers a template as expired-at", "GET", "tfe.audit.tfe_audit_trail_token_info",
+     token_document(**{"expired-at": "2030-01-01T00:00:00.000Z\n" + PLANT % 1})),
+    ("create answers a template as the token", "POST", "tfe.audit.tfe_audit_trail_token",
+     token_document(token=PLANT % 2)),
+    ("create answers a template in a token's shape", "POST", "tfe.audit.tfe_audit_trail_token",
+     token_document(token="ABCDEFGHIJKLMN.atlasv1.%s" % (PLANT % 3).replace(" ", ""))),
+    ("create answers a token with a newline and a template", "POST", "tfe.audit.tfe_audit_trail_token",
+     token_document(token=REAL_LOOKING + "\n" + PLANT % 4)),
+    ("create answers an empty token", "POST", "tfe.audit.tfe_audit_trail_token", token_document(token="")),
+    ("create answers a number as the token", "POST", "tfe.audit.tfe_audit_trail_token",
+     token_document(token=123456789012345678)),
+    ("create answers a list as the token", "POST", "tfe.audit.tfe_audit_trail_token",
+     token_document(token=[REAL_LOOKING])),
+    ("create answers a 1 MB token", "POST", "tfe.audit.tfe_audit_trail_token", token_document(token="A" * 1000000)),
+]
+KEPT = ("token", "id", "created_at", "expired_at", "last_used_at")
+
+
+def answers_playbook(url):
+    """Play 1 runs each case and stores what the module returned in a vars file, as a playbook keeping the
+    token would; play 2 is the later play that reads the stored values back (and so renders them)."""
+    tasks = []
+    for index, (case, method, module, document) in enumerate(ANSWERS):
+        tasks += [
+            {"name": "case %d: %s" % (index, case), module: {"hostname": url, "organization": "acme"},
+             "register": "case_%d" % index, "ignore_errors": True},
+            {"name": "case %d: store what it returned" % index, "no_log": True, "when": "case_%d is succeeded" % index,
+             "ansible.builtin.copy": {
+                 "dest": "{{ playbook_dir }}/stored-%d.yml" % index, "mode": "0600",
+                 "content": "{{ {'stored_%d': case_%d | dict2items | selectattr('key', 'in', %r) | items2dict} "
+                            "| to_nice_yaml }}" % (index, index, list(KEPT))}},
+        ]
+    summary = "{{ {%s} | to_json }}" % ", ".join(
+        "'%d': {'failed': case_%d.failed | default(false), 'msg': case_%d.msg | default('')}" % (i, i, i)
+        for i in range(len(ANSWERS)))
+    tasks.append({"name": "Keep the outcomes", "ansible.builtin.copy": {
+        "dest": "{{ playbook_dir }}/outcomes.json", "content": summary, "mode": "0600"}})
+    later = []
+    for index in range(len(ANSWERS)):
+        later += [
+            {"name": "A later play reads stored-%d.yml" % index,
+             "ansible.builtin.include_vars": "{{ playbook_dir }}/stored-%d.yml" % index,
+             "when": "(playbook_dir ~ '/stored-%d.yml') is file" % index},
+            {"name": "and uses what it holds", "ansible.builtin.debug": {"msg": "{{ stored_%d | to_json | length }}" % index},
+             "when": "stored_%d is defined" % index},
+        ]
+    play = {"hosts": "localhost", "gather_facts": False,
+            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}}
+    return yaml.safe_dump([dict(play, name="Manage the token", tasks=tasks),
+                           dict(play, name="A later play", tasks=later)], sort_keys=False)
+
+
+def test_planted_answers_fail_cleanly_and_never_run(emulator, admin_token, run_playbook, tmp_path):
+    for case, method, module, document in ANSWERS:
+        emulator.add_fault(method=method, path="authentication-token", status=201 if method == "POST" else 200,
+                           body=json.dumps(document), headers={"Content-Type": "application/vnd.api+json"})
+    run = run_playbook(answers_playbook(emulator.url), env={"TFE_TOKEN": admin_token})
+    assert run.rc == 0, run
+    assert "Traceback" not in run.stdout + run.stderr
+    outcomes = json.loads((run.workdir / "outcomes.json").read_text())
+    pwned = pwned_files(tmp_path)
+    failures = []
+    for index, (case, method, module, document) in enumerate(ANSWERS):
+        outcome = outcomes[str(index)]
+        executed = any("pwned-%d.txt" % index in path for path in pwned)
+        record(SUITE, case, outcome="clean failure" if outcome["failed"] else "accepted",
+               code_execution=int(executed), truncated=0, token_off_host=0, message=outcome["msg"][:300])
+        attributes = document["data"]["attributes"]
+        planted = [value for value in [document["data"]["id"]] + list(attributes.values())
+                   if isinstance(value, str) and ("lookup" in value or len(value) > 1000)]
+        if not outcome["failed"] or executed or "refusing" not in outcome["msg"]:
+            failures.append((case, outcome))
+        for value in planted:
+            if value in outcome["msg"] or value in run.stdout + run.stderr:
+                failures.append((case, "the planted value was echoed"))
+    assert failures == []
+    assert pwned == []
+    assert emulator.audit_trail_token("acme") is None
+
+
+def test_planted_token_never_reaches_the_roles_vault_file(emulator, admin_token, run_playbook, tmp_path):
+    """The role keeps the secret in an Ansible Vault vars file that later plays read as a variable."""
+    password = tmp_path / "vault-pass"
+    password.write_text("vault password\n")
+    vault = VaultLib([("default", VaultSecret(b"vault password"))])
+    vault_file = tmp_path / "work" / "group_vars" / "all" / "tfe_audit_trail_token.vault.yml"
+    vault_file.parent.mkdir(parents=True)
+    vault_file.write_bytes(vault.encrypt("other_var: kept\n"))
+    before = vault_file.read_bytes()
+    emulator.add_fault(method="POST", path="authentication-token", status=201,
+                       body=json.dumps(token_document(token=PLANT % 9)),
+                       headers={"Content-Type": "application/vnd.api+json"})
+    role = yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+        "roles": [{"role": "tfe.audit.audit_trail_token", "audit_trail_token_organization": "acme",
+                   "audit_trail_token_hostname": emulator.url}]}])
+    run = run_playbook(role, "--vault-password-file", str(password), env={"TFE_TOKEN": admin_token})
+    later = yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+        "tasks": [{"name": "A later play uses the stored token",
+                   "ansible.builtin.debug": {"msg": "{{ vault_tfe_audit_trail_token | default('') | length }}"}}]}])
+    later_run = run_playbook(later, "--vault-password-file", str(password), name="later.yml")
+
+    kept = yaml.safe_load(vault.decrypt(vault_file.read_bytes())) or {}
+    executed = bool(pwned_files(tmp_path))
+    message = [line.strip() for line in run.stdout.splitlines() if "refusing" in line]
+    record(SUITE, "create answers a template as the token (role, vault file store)",
+           outcome="clean failure" if run.rc != 0 else "accepted", code_execution=int(executed),
+           truncated=int(kept.get("other_var") != "kept"), token_off_host=0, message=(message or [""])[0][:300])
+    assert "Traceback" not in run.stdout + run.stderr
+    assert run.rc != 0 and "refusing" in run.stdout, run
+    assert "lookup" not in run.stdout + run.stderr
+    assert later_run.rc == 0, later_run
+    assert not executed
+    assert vault_file.read_bytes() == before
