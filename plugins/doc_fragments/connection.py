@@ -14,6 +14,10 @@ options:
   hostname:
     description:
       - The HCP Terraform host to talk to, as V(host), V(host:port) or a URL with V(https://).
+      - The host must be a DNS name (labels of letters, digits and inner hyphens; no V(_); international
+        names in their V(xn--) form), an IPv4 address or a bracketed IPv6 address such as V([::1]:8443),
+        with an optional port from 1 to 65535. A path, user info (V(@)), V(\\), V(%), white space or a
+        control character is refused before any request, as the token could otherwise go to another host.
       - V(http://) is accepted for local testing; the module warns when it points anywhere but loopback.
       - The API base is C(<scheme>://<host>/api/v2/).
       - If not set, the environment variable E(TFE_HOSTNAME) is used, then E(TFE_ADDRESS).

@@ -25,11 +25,6 @@ try:
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
     UTC = None
 
-try:
-    from urllib.parse import urlsplit
-except ImportError:  # pragma: no cover
-    from urlparse import urlsplit
-
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.parsing.convert_bool import boolean
 
@@ -142,33 +137,72 @@ def validate_organization(value):
     return value
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PORT = re.compile(r"[0-9]{1,5}")
+_HOSTNAME_EXAMPLE = "for example hostname: app.terraform.io, tfe.example.com:8443 or https://app.eu.terraform.io"
+
+
+def _host_problem(host):
+    """Why ``host`` (lower case, no brackets) is not a DNS name or an IPv4 address, or ``None``."""
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+            return None
+        except ValueError:
+            return "is not a valid IPv4 address"
+    labels = host.split(".")
+    if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        return ("is not a valid host name (labels of letters, digits and inner hyphens, at most 63 characters "
+                "each; no '_'; international names in their xn-- form)")
+    if not labels[-1][0].isalpha():
+        # The resolver would read "0x7f.0.0.1" (inet_aton) as 127.0.0.1, not as a name.
+        return "ends in a label that does not start with a letter"
+    return None
+
+
 def parse_hostname(value):
-    """``host``, ``host:port`` or ``http(s)://host[:port]`` into ``(base_url, host, credentials_host)``."""
+    """``host``, ``host:port`` or ``http(s)://host[:port]`` into ``(base_url, host, credentials_host)``.
+
+    Only a DNS name, an IPv4 address or a bracketed IPv6 address, with an optional port 1-65535, gets
+    through. Anything else may reach a different host than the one written: urllib3 ends the authority
+    at a backslash, so ``http://evil.example\\.app.terraform.io`` would send the token to evil.example.
+    """
     text = str(value or "").strip()
-    example = "for example hostname: app.terraform.io, tfe.example.com:8443 or https://app.eu.terraform.io"
     if "://" in text:
         scheme, rest = text.split("://", 1)
         scheme = scheme.lower()
         if scheme not in ("https", "http"):
             raise OptionError("hostname %r has the scheme %r; use https:// (or http:// for local testing); %s"
-                              % (text, scheme, example))
+                              % (text, scheme, _HOSTNAME_EXAMPLE))
     else:
         scheme, rest = "https", text
-    rest = rest.rstrip("/")
-    if not rest or any(char in rest for char in "/?#@ \t"):
-        raise OptionError("hostname %r must be a host, host:port or a URL without a path; %s" % (text, example))
-    try:
-        parts = urlsplit("%s://%s" % (scheme, rest))
-        port = parts.port
-        host = parts.hostname
-    except ValueError as exc:
-        raise OptionError("hostname %r is not valid (%s); %s" % (text, exc, example))
-    if not host:
-        raise OptionError("hostname %r has no host; %s" % (text, example))
-    netloc = rest.lower()
-    default_port = 443 if scheme == "https" else 80
+    rest = rest[:-1] if rest.endswith("/") else rest
+    if not rest or any(char in "/?#@\\%" or ord(char) < 33 or ord(char) == 127 for char in rest):
+        raise OptionError("hostname %r must be a host, host:port or a URL without a path, user info (@), '\\', "
+                          "'%%', white space or control characters; %s" % (text, _HOSTNAME_EXAMPLE))
+    if rest.startswith("["):
+        host, bracket, after = rest[1:].partition("]")
+        port = after[1:] if after.startswith(":") else None
+        try:
+            ipaddress.IPv6Address(host)
+            problem = None if bracket and (not after or port is not None) else "is not a bracketed IPv6 address"
+        except ValueError:
+            problem = "is not a valid IPv6 address"
+        host = host.lower()
+    else:
+        host, colon, port = rest.lower().partition(":")
+        port = port if colon else None
+        problem = _host_problem(host) if host else "has no host"
+        if port is not None and ":" in port:
+            problem = "holds an IPv6 address without brackets (write it as [::1]:8443)"
+    if problem:
+        raise OptionError("hostname %r %s; %s" % (text, problem, _HOSTNAME_EXAMPLE))
+    if port is not None and not (_PORT.fullmatch(port) and 1 <= int(port) <= 65535):
+        raise OptionError("hostname %r has an invalid port (1 to 65535); %s" % (text, _HOSTNAME_EXAMPLE))
     bracketed = "[%s]" % host if ":" in host else host
-    credentials_host = bracketed if port in (None, default_port) else "%s:%s" % (bracketed, port)
+    netloc = bracketed if port is None else "%s:%d" % (bracketed, int(port))
+    default_port = 443 if scheme == "https" else 80
+    credentials_host = bracketed if port is None or int(port) == default_port else netloc
     return "%s://%s" % (scheme, netloc), host, credentials_host
 
 

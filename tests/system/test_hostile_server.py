@@ -14,6 +14,8 @@ All three must be 0.
 """
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,100 @@ def test_planted_token_never_reaches_the_roles_vault_file(emulator, admin_token,
     assert later_run.rc == 0, later_run
     assert not executed
     assert vault_file.read_bytes() == before
+
+
+# -- hosts that are not the https host: a capture proxy stands in for all of them -----------------------
+
+class CaptureProxy:
+    """An HTTP proxy on loopback that plays HCP Terraform for whatever host it is asked for.
+
+    It answers ping like HCP Terraform (so a client that would leak goes on to send the token) and
+    everything else with 404, and records each request: the host asked for and whether it carried
+    the API token.
+    """
+
+    def __init__(self, token):
+        self.token, self.seen = token, []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                proxy.seen.append({"method": self.command, "url": self.path, "host": self.headers.get("Host"),
+                                   "token": proxy.token in (self.headers.get("Authorization") or "")})
+                if self.path.endswith("/api/v2/ping"):
+                    self.send_response(204)
+                    self.send_header("TFP-AppName", "HCP Terraform")
+                    self.end_headers()
+                    return
+                body = json.dumps({"errors": [{"status": "404", "title": "not found"}]}).encode()
+                self.send_response(404)
+                self.send_header("Content-Type", "application/vnd.api+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def environment(self):
+        return {"http_proxy": self.url, "HTTP_PROXY": self.url, "no_proxy": "", "NO_PROXY": ""}
+
+
+# (case, module options, environment besides the proxy's, words the failure must hold)
+OFF_HOST = [
+    ("backslash in hostname (the authority ends at the backslash)",
+     {"hostname": "http://evil.example\\.app.terraform.io"}, {"TFE_TOKEN": True}, ["hostname", "'\\'"]),
+    ("underscore hostname picks up app.terraform.io's TF_TOKEN",
+     {"hostname": "http://app_terraform.io"}, {"TF_TOKEN_app_terraform_io": True}, ["hostname", "no '_'"]),
+]
+
+
+@pytest.mark.parametrize("case, options, environment, words", OFF_HOST, ids=[c[0] for c in OFF_HOST])
+def test_the_token_never_leaves_for_another_host(admin_token, run_playbook, tmp_path, case, options, environment,
+                                                 words):
+    env = {}
+    for name, value in environment.items():
+        if name == "credentials":
+            path = tmp_path / "home" / ".terraform.d" / "credentials.tfrc.json"
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps({"credentials": {value: {"token": admin_token}}}))
+        else:
+            env[name] = admin_token
+    task = {"name": case, "tfe.audit.tfe_audit_trail_token": dict(options, organization="acme", max_retries=0),
+            "register": "outcome", "ignore_errors": True}
+    keep = {"name": "Keep the outcome", "ansible.builtin.copy": {
+        "dest": "{{ playbook_dir }}/outcome.json", "mode": "0600",
+        "content": "{{ {'failed': outcome.failed | default(false), 'msg': outcome.msg | default('')} | to_json }}"}}
+    playbook = yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                                "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+                                "tasks": [task, keep]}], sort_keys=False)
+    with CaptureProxy(admin_token) as proxy:
+        run = run_playbook(playbook, env=dict(env, **proxy.environment()))
+    outcome = json.loads((run.workdir / "outcome.json").read_text())
+    off_host = [request for request in proxy.seen if request["token"]]
+    record(SUITE, case, outcome="clean failure" if outcome["failed"] else "accepted", code_execution=0,
+           truncated=0, token_off_host=int(bool(off_host)), message=outcome["msg"][:300])
+    assert "Traceback" not in run.stdout + run.stderr
+    assert off_host == []
+    assert proxy.seen == [], "a request left before the input was refused"
+    assert outcome["failed"]
+    for word in words:
+        assert word in outcome["msg"], (word, outcome["msg"])
+    assert admin_token not in run.stdout + run.stderr

@@ -41,6 +41,13 @@ def connection(environ=None, home="/nonexistent", **params):
     ("https://tfe.example.com:443", "https://tfe.example.com:443", "tfe.example.com"),
     ("http://127.0.0.1:8080", "http://127.0.0.1:8080", "127.0.0.1:8080"),
     ("[::1]:8443", "https://[::1]:8443", "[::1]:8443"),
+    ("https://[2001:DB8::1]", "https://[2001:db8::1]", "[2001:db8::1]"),
+    ("http://localhost:80", "http://localhost:80", "localhost"),
+    ("my-tfe.example.com", "https://my-tfe.example.com", "my-tfe.example.com"),
+    ("xn--caf-dma.example", "https://xn--caf-dma.example", "xn--caf-dma.example"),
+    ("a" * 63 + ".example", "https://" + "a" * 63 + ".example", "a" * 63 + ".example"),
+    ("tfe.example.com:1", "https://tfe.example.com:1", "tfe.example.com:1"),
+    ("tfe.example.com:65535", "https://tfe.example.com:65535", "tfe.example.com:65535"),
 ])
 def test_hostname_forms(value, base_url, credentials_host):
     parsed = parse_hostname(value)
@@ -53,6 +60,71 @@ def test_bad_hostnames_name_the_option_and_show_an_example(value):
     with pytest.raises(OptionError) as info:
         parse_hostname(value)
     assert "hostname" in str(info.value) and "for example" in str(info.value)
+
+
+# Each would reach another host than the one written, or is not a host at all: refused before any request.
+@pytest.mark.parametrize("value", [
+    "http://evil.example\\.app.terraform.io",   # urllib3 ends the authority at the backslash: evil.example
+    "https://evil.example\\@app.terraform.io",
+    "evil.example%2f.app.terraform.io",
+    "app.terraform.io%00",
+    "[fe80::1%25eth0]:443",
+    "app.terraform.io\r\nX-Injected: 1",
+    "app.terraform.io\x00.evil.example",
+    "app.terraform\x7f.io",
+    "user:password@app.terraform.io",
+    "app_terraform.io",
+    "-app.terraform.io",
+    "app-.terraform.io",
+    "app..terraform.io",
+    "app.terraform.io.",
+    "a" * 64 + ".example",
+    ".".join(["abcdefghi"] * 26),            # 259 characters
+    "appterraform.ïo",
+    "0x7f.0.0.1",
+    "2130706433",
+    "127.1",
+    "127.0.0.01",
+    "256.0.0.1",
+    "::1",
+    "fe80::1:8443",
+    "[::1",
+    "[::1]x",
+    "[not-ipv6]:443",
+    "tfe.example.com:0",
+    "tfe.example.com:65536",
+    "tfe.example.com:+443",
+    "tfe.example.com:443:443",
+    "tfe.example.com:",
+    ":8443",
+])
+def test_hostnames_that_are_not_a_host_are_refused_with_an_example(value):
+    with pytest.raises(OptionError) as info:
+        parse_hostname(value)
+    assert "hostname" in str(info.value) and "for example hostname: app.terraform.io" in str(info.value)
+
+
+def test_a_backslash_hostname_never_reaches_the_http_stack():
+    from urllib3.util import parse_url
+
+    value = "http://evil.example\\.app.terraform.io"
+    assert parse_url(value + "/api/v2/ping").host == "evil.example"  # why it must be refused
+    with pytest.raises(OptionError) as info:
+        connection(token="t", hostname=value)
+    assert "'\\'" in str(info.value)
+
+
+@given(st.text(max_size=30))
+def test_hostname_parser_raises_only_option_error_and_returns_a_plain_host(text):
+    try:
+        base_url, host, credentials_host = parse_hostname(text)
+    except OptionError as exc:
+        assert "hostname" in str(exc)
+    else:
+        from urllib3.util import parse_url
+
+        assert parse_url(base_url + "/api/v2").host.strip("[]") == host
+        assert all(char.isalnum() or char in ".-:[]" for char in credentials_host)
 
 
 def test_token_option_wins():
