@@ -33,6 +33,10 @@ options:
         hyphens as double underscores, for example E(TF_TOKEN_app_terraform_io)), then a C(credentials)
         block for the host in the Terraform CLI configuration (E(TF_CLI_CONFIG_FILE), else C(~/.terraformrc))
         or in C(~/.terraform.d/credentials.tfrc.json), as Terraform does.
+      - Like Terraform, the module decodes the name of each E(TF_TOKEN_*) variable into a host (V(__) is a
+        hyphen, then V(_) a dot, in any case) and compares it with the host, so a variable only ever serves
+        the host it names. No variable names a host with a port or an IPv6 address; use E(TFE_TOKEN) or a
+        credentials block for those. Host names with V(_) are not valid and are refused (see O(hostname)).
       - Never printed, in results, diffs, warnings or errors.
     type: str
     aliases: [tfe_token]

@@ -226,6 +226,20 @@ def terraform_token_env_name(host):
     return "TF_TOKEN_" + host.replace("-", "__").replace(".", "_")
 
 
+def terraform_token_env_host(name):
+    """The host a ``TF_TOKEN_*`` variable stands for, decoded as Terraform does, or ``None``.
+
+    ``__`` is ``-``, then ``_`` is ``.``; lower case. Encoding the host instead would be lossy:
+    ``app_terraform.io`` and ``app.terraform.io`` both encode to ``TF_TOKEN_app_terraform_io``,
+    which handed one host's token to the other. A decoded name never holds ``_`` or ``:``, so a
+    host with a port (or an IPv6 address) has no variable. Terraform also accepts Unicode names
+    here; this stays with ASCII (the ``xn--`` form).
+    """
+    if not name.startswith("TF_TOKEN_") or not all(ord(char) < 128 for char in name):
+        return None
+    return name[len("TF_TOKEN_"):].replace("__", "-").replace("_", ".").lower()
+
+
 def find_terraform_token(credentials_host, environ=None, home=None):
     """The token Terraform would use for the host, or ``None``.
 
@@ -234,10 +248,12 @@ def find_terraform_token(credentials_host, environ=None, home=None):
     """
     environ = os.environ if environ is None else environ
     home = os.path.expanduser("~") if home is None else home
-    if ":" not in credentials_host:
-        for name in (terraform_token_env_name(credentials_host), "TF_TOKEN_" + credentials_host.replace(".", "_")):
-            if environ.get(name):
-                return environ[name]
+    token = None
+    for name, value in environ.items():
+        if value and terraform_token_env_host(name) == credentials_host:
+            token = value  # the last one wins, as in Terraform
+    if token:
+        return token
     cli_config = environ.get("TF_CLI_CONFIG_FILE") or os.path.join(home, ".terraformrc")
     try:
         with open(cli_config) as handle:
@@ -249,9 +265,9 @@ def find_terraform_token(credentials_host, environ=None, home=None):
     try:
         with open(os.path.join(home, ".terraform.d", "credentials.tfrc.json")) as handle:
             credentials = json.load(handle).get("credentials") or {}
-        token = (credentials.get(credentials_host) or {}).get("token")
-        if token:
-            return token
+        for host, entry in credentials.items():
+            if host.lower() == credentials_host and (entry or {}).get("token"):
+                return entry["token"]
     except (IOError, OSError, ValueError, AttributeError):
         pass
     return None

@@ -138,6 +138,40 @@ def test_tf_token_host_variable():
     assert connection(environ=env, hostname="my-tfe.example.com").token == "hyphen"
 
 
+def test_tf_token_variables_are_decoded_as_terraform_does():
+    env = {"TF_TOKEN_app_terraform_io": "app", "TF_TOKEN_xn____caf__dma_example": "idn",
+           "TF_TOKEN_TFE_EXAMPLE_COM": "upper"}
+    assert find_terraform_token("app.terraform.io", env) == "app"
+    assert find_terraform_token("xn--caf-dma.example", env) == "idn"
+    assert find_terraform_token("tfe.example.com", env) == "upper"
+
+
+@pytest.mark.parametrize("host, name", [
+    # the lossy old lookup handed app.terraform.io's token to each of these hosts
+    ("app_terraform.io", "TF_TOKEN_app_terraform_io"),
+    ("app.terraform_io", "TF_TOKEN_app_terraform_io"),
+    ("app_terraform_io", "TF_TOKEN_app_terraform_io"),
+    ("my_tfe.example.com", "TF_TOKEN_my__tfe_example_com"),
+    # no variable names a host with a port, or an IPv6 address
+    ("tfe.example.com:8443", "TF_TOKEN_tfe_example_com"),
+    ("[::1]", "TF_TOKEN___1"),
+])
+def test_a_tf_token_variable_is_never_used_for_another_host(host, name):
+    assert find_terraform_token(host, {name: "not-for-this-host"}) is None
+
+
+def test_tf_token_the_last_matching_variable_wins_and_non_ascii_names_are_ignored():
+    env = {"TF_TOKEN_app_terraform_io": "first", "TF_TOKEN_APP_TERRAFORM_IO": "last", "TF_TOKEN_app_terraform_ïo": "x"}
+    assert find_terraform_token("app.terraform.io", env) == "last"
+    assert find_terraform_token("app.terraform.ïo", env) is None
+
+
+def test_an_underscore_hostname_is_refused_before_any_token_lookup():
+    with pytest.raises(OptionError) as info:
+        connection(environ={"TF_TOKEN_app_terraform_io": "app"}, hostname="app_terraform.io")
+    assert "hostname" in str(info.value) and "'_'" in str(info.value)
+
+
 def test_cli_config_block_then_credentials_json(tmp_path):
     (tmp_path / ".terraform.d").mkdir()
     (tmp_path / ".terraform.d" / "credentials.tfrc.json").write_text(json.dumps(
