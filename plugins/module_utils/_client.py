@@ -478,6 +478,14 @@ class TfeClient:
         return self._check(response, "GET", path, (200,))
 
 
+def environment_proxy(url):
+    """Whether requests would send ``url`` through a proxy from the environment (``http_proxy``,
+    ``HTTP_PROXY``, ``all_proxy``, ...; ``no_proxy`` honoured). Never the proxy's address: it may
+    carry credentials."""
+    proxies = requests.utils.get_environ_proxies(url)
+    return requests.utils.select_proxy(url, proxies) is not None
+
+
 def _timed_out(exc):
     """Whether a requests ``ConnectionError`` wraps a read timeout (how retries exhausted by timeouts end)."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None

@@ -33,6 +33,7 @@ from ansible_collections.tfe.audit.plugins.module_utils._client import (
     REQUESTS_IMPORT_ERROR,
     RETRY_STATUSES,
     TfeClient,
+    environment_proxy,
 )
 
 DEFAULT_HOSTNAME = "app.terraform.io"
@@ -49,6 +50,7 @@ def connection_argument_spec():
         timeout=dict(type="float", default=30),
         max_retries=dict(type="int", default=5),
         allow_unverified_platform=dict(type="bool", default=False),
+        allow_insecure_http=dict(type="bool", default=False),
     )
 
 
@@ -207,7 +209,8 @@ def parse_hostname(value):
 
 
 def is_loopback(host):
-    if host == "localhost" or host.endswith(".localhost"):
+    # Not "*.localhost": a resolver without RFC 6761 support asks DNS for those names.
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -280,15 +283,30 @@ class Connection:
         environ = os.environ if environ is None else environ
         self.base_url, self.host, credentials_host = parse_hostname(params.get("hostname"))
         self.hostname = credentials_host
-        self.plain_http_remote = self.base_url.startswith("http://") and not is_loopback(self.host)
+        self.plain_http = self.base_url.startswith("http://")
+        self.plain_http_remote = self.plain_http and not is_loopback(self.host)
+        if self.plain_http_remote and not params.get("allow_insecure_http"):
+            raise OptionError(
+                "hostname %s is http:// to a host that is not loopback: the API token would cross the network "
+                "in clear text. Use https:// (for example hostname: https://%s), or, for a lab proxy only, set "
+                "allow_insecure_http: true" % (self.base_url, self.base_url[len("http://"):]))
 
-        self.token = params.get("token") or find_terraform_token(credentials_host, environ, home)
-        if not self.token:
+        # Terraform's credentials belong to the https host of that name; an http:// hostname (loopback
+        # included: an environment proxy can carry it off the machine) must be given its token explicitly.
+        self.token = params.get("token") or (
+            None if self.plain_http else find_terraform_token(credentials_host, environ, home))
+        if not self.token and self.plain_http:
             raise OptionError(
                 "No API token for %s: set token (for example token: \"{{ lookup('ansible.builtin.env', "
-                "'TFE_TOKEN') }}\"), the TFE_TOKEN or %s environment variable, or a Terraform credentials "
-                "block for %s" % (credentials_host, terraform_token_env_name(credentials_host.split(":")[0]),
-                                  credentials_host))
+                "'TFE_TOKEN') }}\") or the TFE_TOKEN environment variable. Terraform's credentials (TF_TOKEN_* "
+                "variables, credentials blocks and files) are never used for an http:// hostname"
+                % self.base_url)
+        if not self.token:
+            variable = "" if ":" in credentials_host else " or %s" % terraform_token_env_name(credentials_host)
+            raise OptionError(
+                "No API token for %s: set token (for example token: \"{{ lookup('ansible.builtin.env', "
+                "'TFE_TOKEN') }}\"), the TFE_TOKEN%s environment variable, or a Terraform credentials "
+                "block for %s" % (credentials_host, variable, credentials_host))
 
         validate_certs = params.get("validate_certs")
         if validate_certs is None:
@@ -341,7 +359,13 @@ class TfeModule:
         self.module.no_log_values.add(self.connection.token)
         if self.connection.plain_http_remote:
             self.module.warn("hostname %s uses plain http to a host that is not loopback: the API token "
-                             "travels unencrypted. Use https://." % self.connection.base_url)
+                             "travels unencrypted (allow_insecure_http is true). Use https://."
+                             % self.connection.base_url)
+        elif self.connection.plain_http and environment_proxy(self.connection.base_url):
+            self.module.warn("hostname %s is plain http and a proxy from the environment (http_proxy, "
+                             "HTTP_PROXY or all_proxy) would carry it: the API token would leave this machine "
+                             "in clear text. Add the host to no_proxy, or unset the proxy for this task."
+                             % self.connection.base_url)
         self._client = None
 
     @property

@@ -48,6 +48,8 @@ CASES = [
     (TOKEN_MODULE, {"hostname": "-tfe.example.com"}, "hostname", NOWHERE),
     (TOKEN_MODULE, {"hostname": "0x7f.0.0.1"}, "hostname", NOWHERE),
     (TOKEN_MODULE, {"hostname": "fe80::1:8443"}, "hostname", NOWHERE),
+    (TOKEN_MODULE, {"hostname": "http://tfe.example.com"}, "allow_insecure_http", NOWHERE),
+    (INFO_MODULE, {"hostname": "http://10.1.2.3:8080"}, "allow_insecure_http", NOWHERE),
     (TOKEN_MODULE, {"timeout": 0}, "timeout", None),
     (TOKEN_MODULE, {"timeout": -5}, "timeout", None),
     (TOKEN_MODULE, {"max_retries": -1}, "max_retries", None),

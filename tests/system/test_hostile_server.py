@@ -224,6 +224,11 @@ class CaptureProxy:
 
 # (case, module options, environment besides the proxy's, words the failure must hold)
 OFF_HOST = [
+    ("http:// to a host that is not loopback", {"hostname": "http://tfe.example.com"},
+     {"TFE_TOKEN": True}, ["hostname", "allow_insecure_http: true", "https://"]),
+    ("http:// opt-in with only Terraform's credentials for the host",
+     {"hostname": "http://tfe.example.com", "allow_insecure_http": True},
+     {"TF_TOKEN_tfe_example_com": True, "credentials": "tfe.example.com"}, ["TFE_TOKEN", "never used for an http://"]),
     ("backslash in hostname (the authority ends at the backslash)",
      {"hostname": "http://evil.example\\.app.terraform.io"}, {"TFE_TOKEN": True}, ["hostname", "'\\'"]),
     ("underscore hostname picks up app.terraform.io's TF_TOKEN",

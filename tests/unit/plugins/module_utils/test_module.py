@@ -28,7 +28,7 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
 
 def connection(environ=None, home="/nonexistent", **params):
     base = dict(hostname="app.terraform.io", token=None, validate_certs=None, ca_path=None, timeout=30,
-                max_retries=5, allow_unverified_platform=False)
+                max_retries=5, allow_unverified_platform=False, allow_insecure_http=False)
     base.update(params)
     return Connection(base, environ=environ or {}, home=home)
 
@@ -223,10 +223,52 @@ def test_ca_path_becomes_verify(tmp_path):
     assert connection(token="t", ca_path=str(ca), validate_certs=False).verify is False
 
 
-def test_plain_http_is_flagged_only_off_loopback():
-    assert not connection(token="t", hostname="http://127.0.0.1:1").plain_http_remote
-    assert not connection(token="t", hostname="http://localhost:1").plain_http_remote
-    assert connection(token="t", hostname="http://tfe.example.com").plain_http_remote
+@pytest.mark.parametrize("hostname", ["http://127.0.0.1:1", "http://127.0.0.2", "http://localhost:1", "http://[::1]:1"])
+def test_plain_http_to_loopback_is_accepted(hostname):
+    assert not connection(token="t", hostname=hostname).plain_http_remote
+
+
+@pytest.mark.parametrize("hostname", ["http://tfe.example.com", "http://10.0.0.1:8080", "http://[2001:db8::1]",
+                                      "http://tfe.localhost", "http://127.0.0.1.nip.io"])
+def test_plain_http_off_loopback_is_refused_unless_allowed(hostname):
+    with pytest.raises(OptionError) as info:
+        connection(token="t", hostname=hostname)
+    message = str(info.value)
+    assert message.startswith("hostname ") and "allow_insecure_http: true" in message
+    assert "for example hostname: https://" in message
+    allowed = connection(token="t", hostname=hostname, allow_insecure_http=True)
+    assert allowed.plain_http_remote and allowed.token == "t"
+
+
+@pytest.mark.parametrize("hostname, environ, credentials", [
+    ("http://tfe.example.com", {"TF_TOKEN_tfe_example_com": "tf"}, None),
+    ("http://localhost", {"TF_TOKEN_localhost": "tf"}, None),
+    ("http://localhost:8080", {}, {"localhost:8080": {"token": "tf"}}),
+    ("http://127.0.0.1:8080", {}, {"127.0.0.1:8080": {"token": "tf"}}),
+])
+def test_terraform_credentials_are_never_used_for_http(tmp_path, hostname, environ, credentials):
+    if credentials:
+        (tmp_path / ".terraform.d").mkdir()
+        (tmp_path / ".terraform.d" / "credentials.tfrc.json").write_text(json.dumps({"credentials": credentials}))
+    with pytest.raises(OptionError) as info:
+        connection(environ=environ, home=str(tmp_path), hostname=hostname, allow_insecure_http=True)
+    message = str(info.value)
+    assert "TFE_TOKEN" in message and "never used for an http:// hostname" in message and "tf" not in message.split()
+    assert connection(environ=dict(environ), home=str(tmp_path), hostname=hostname, allow_insecure_http=True,
+                      token="explicit").token == "explicit"
+
+
+def test_terraform_credentials_still_serve_https_loopback(tmp_path):
+    (tmp_path / ".terraform.d").mkdir()
+    (tmp_path / ".terraform.d" / "credentials.tfrc.json").write_text(json.dumps(
+        {"credentials": {"localhost:8443": {"token": "tf"}}}))
+    assert connection(home=str(tmp_path), hostname="https://localhost:8443").token == "tf"
+
+
+def test_no_token_for_a_host_with_a_port_suggests_no_tf_token_variable():
+    with pytest.raises(OptionError) as info:
+        connection(hostname="tfe.example.com:8443")
+    assert "TF_TOKEN" not in str(info.value) and "credentials block for tfe.example.com:8443" in str(info.value)
 
 
 # -- parsers: examples and properties -----------------------------------------------------------
