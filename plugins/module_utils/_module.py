@@ -69,7 +69,9 @@ _RFC3339 = re.compile(
 _DURATION = re.compile(r"^(?:\d+[wdhms])+$")
 _DURATION_PART = re.compile(r"(\d+)([wdhms])")
 _DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_ORGANIZATION = re.compile(r"^[^/\s]+$")
+# HCP Terraform's rule for organization names. Anything looser can address another path: requests
+# removes dot segments, so organization ".." with state absent would DELETE /api/v2/authentication-token.
+_ORGANIZATION = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
 def utcnow():
@@ -133,9 +135,9 @@ def validate_organization(value):
     if value is None or not str(value).strip():
         raise OptionError("organization is required: set organization (for example organization: my-org) "
                           "or the TFE_ORGANIZATION environment variable")
-    if not _ORGANIZATION.match(value):
-        raise OptionError("organization %r is not a valid organization name (no '/' or white space); "
-                          "for example organization: my-org" % value)
+    if not _ORGANIZATION.fullmatch(value):
+        raise OptionError("organization %r is not a valid organization name: HCP Terraform's names hold only "
+                          "letters, digits, '-' and '_' (at most 255); for example organization: my-org" % value)
     return value
 
 

@@ -23,6 +23,7 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
     parse_duration,
     parse_hostname,
     parse_rfc3339,
+    validate_organization,
 )
 
 
@@ -269,6 +270,19 @@ def test_no_token_for_a_host_with_a_port_suggests_no_tf_token_variable():
     with pytest.raises(OptionError) as info:
         connection(hostname="tfe.example.com:8443")
     assert "TF_TOKEN" not in str(info.value) and "credentials block for tfe.example.com:8443" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["my-org", "acme_corp", "A1", "a" * 255])
+def test_valid_organization_names(name):
+    assert validate_organization(name) == name
+
+
+@pytest.mark.parametrize("name", [".", "..", "a.b", "acme/..", "..%2f", "%2e%2e", "acme corp", "ácme", "a" * 256,
+                                  "acme\n", "acme\\x", "{{ lookup('pipe', 'id') }}", "acme?token=x", "acme#"])
+def test_organization_names_outside_hcp_terraforms_rule_are_refused(name):
+    with pytest.raises(OptionError) as info:
+        validate_organization(name)
+    assert str(info.value).startswith("organization ") and "for example organization: my-org" in str(info.value)
 
 
 # -- parsers: examples and properties -----------------------------------------------------------

@@ -195,6 +195,15 @@ def test_loopback_http_through_an_environment_proxy_is_warned_about(emulator, mo
     assert failed is warned  # the closed proxy port: the request really went to the proxy
 
 
+@pytest.mark.parametrize("organization", ["..", "."])
+def test_dot_segment_organizations_never_reach_another_path(emulator, organization):
+    emulator.regenerate_audit_trail_token("acme")
+    result, failed = run_module(module.main, args_for(emulator, organization=organization, state="absent"))
+    assert failed and result["msg"].startswith("organization ")
+    # requests removes dot segments: ".." would have been DELETE /api/v2/authentication-token
+    assert emulator.requests == []
+
+
 def test_invalid_token_message(emulator):
     result, failed = run_module(module.main, args_for(emulator, token="wrong-token-value"))
     assert failed and "missing or invalid" in result["msg"] and "wrong-token-value" not in json.dumps(result)
