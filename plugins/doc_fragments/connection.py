@@ -18,7 +18,7 @@ options:
         names in their V(xn--) form), an IPv4 address or a bracketed IPv6 address such as V([::1]:8443),
         with an optional port from 1 to 65535. A path, user info (V(@)), V(\\), V(%), white space or a
         control character is refused before any request, as the token could otherwise go to another host.
-      - V(http://) is for local testing: it is accepted for a loopback host (V(localhost), V(127.0.0.0/8),
+      - V(http://) is for local testing. It is accepted for a loopback host (V(localhost), V(127.0.0.0/8),
         V([::1])) and refused for any other host before any request, because the API token would cross the
         network in clear text, unless O(allow_insecure_http=true). The module warns when a proxy from the
         environment (E(http_proxy), E(HTTP_PROXY), E(all_proxy), minus E(no_proxy)) would carry a loopback
@@ -42,7 +42,7 @@ options:
         the host it names. No variable names a host with a port or an IPv6 address; use E(TFE_TOKEN) or a
         credentials block for those. Host names with V(_) are not valid and are refused (see O(hostname)).
       - For an V(http://) O(hostname), Terraform's credentials (E(TF_TOKEN_*), credentials blocks and files)
-        are never used: they belong to the https host of that name. Set O(token) or E(TFE_TOKEN).
+        are never used, as they belong to the https host of that name. Set O(token) or E(TFE_TOKEN).
       - Never printed, in results, diffs, warnings or errors.
     type: str
     aliases: [tfe_token]
