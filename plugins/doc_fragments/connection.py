@@ -88,7 +88,8 @@ options:
     type: bool
     default: false
 requirements:
-  - requests >= 2.25
+  - requests >= 2.28 (older releases turn TLS verification off when CURL_CA_BUNDLE is empty)
+  - urllib3 >= 1.26.0
 notes:
   - Module defaults for all modules of this collection can be set with the action group
     C(group/tfe.audit.tfe) in C(module_defaults).

@@ -36,6 +36,10 @@ except ImportError as exc:  # pragma: no cover - exercised by the module's missi
     MaxRetryError = NewConnectionError = Urllib3Timeout = Exception
 
 HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
+REQUESTS_VERSION = requests.__version__ if HAS_REQUESTS else None
+# requests 2.25-2.27 take CURL_CA_BUNDLE="" (with REQUESTS_CA_BUNDLE unset) as "do not verify", whatever
+# validate_certs says: a man in the middle would receive the API token.
+MIN_REQUESTS = (2, 28)
 
 COLLECTION_VERSION = "0.1.0"
 USER_AGENT = "tfe.audit/" + COLLECTION_VERSION
@@ -51,6 +55,12 @@ BACKOFF_BASE = 0.5
 BACKOFF_MAX = 8.0
 TOTAL_WAIT_CAP = 60.0
 MIN_RATE_LIMIT_WAIT = 0.25
+
+
+def requests_version_ok(version):
+    """Whether ``version`` (``requests.__version__``) is at least ``MIN_REQUESTS``; ``False`` when unreadable."""
+    match = re.match(r"(\d+)\.(\d+)", version or "")
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= MIN_REQUESTS
 
 
 class TfeError(Exception):

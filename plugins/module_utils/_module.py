@@ -31,9 +31,11 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.tfe.audit.plugins.module_utils._client import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
+    REQUESTS_VERSION,
     RETRY_STATUSES,
     TfeClient,
     environment_proxy,
+    requests_version_ok,
 )
 
 DEFAULT_HOSTNAME = "app.terraform.io"
@@ -353,6 +355,11 @@ class TfeModule:
         self.check_mode = self.module.check_mode
         if not HAS_REQUESTS:
             self.module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
+        if not requests_version_ok(REQUESTS_VERSION):
+            self.module.fail_json(msg="requests %s is too old: the tfe.audit modules need requests >= 2.28 (older "
+                                      "releases turn TLS verification off when CURL_CA_BUNDLE is empty, whatever "
+                                      "validate_certs says). Upgrade it where the module runs: "
+                                      "pip install 'requests>=2.28'" % REQUESTS_VERSION)
         try:
             self.connection = Connection(self.params)
         except OptionError as exc:

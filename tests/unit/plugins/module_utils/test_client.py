@@ -563,3 +563,43 @@ def test_environment_proxy_says_whether_a_proxy_would_carry_the_request(monkeypa
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert environment_proxy("http://127.0.0.1:8080") is carried
+
+
+# -- the requests floor ----------------------------------------------------------------------------
+
+
+def test_an_empty_curl_ca_bundle_does_not_turn_verification_off(tls_emulator, monkeypatch):
+    # requests 2.25-2.27 took CURL_CA_BUNDLE="" (with REQUESTS_CA_BUNDLE unset) as verify="": no
+    # verification at all, whatever validate_certs said. This is why requirements.txt asks for 2.28.
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "")
+    client = TfeClient(tls_emulator.url, TOKEN, hostname="127.0.0.1", verify=True, max_retries=0)
+    with pytest.raises(TfeError) as info:
+        client.read_audit_trail_token("acme")
+    assert info.value.kind == "tls"
+    assert tls_emulator.requests == []
+
+
+def test_the_declared_floors_are_the_ones_that_keep_tls_verification():
+    import os
+    import re
+
+    import yaml
+
+    from ansible_collections.tfe.audit.plugins.doc_fragments.connection import ModuleDocFragment
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+    with open(os.path.join(root, "requirements.txt")) as handle:
+        floors = dict(re.findall(r"^(requests|urllib3)>=([0-9.]+)\s*$", handle.read(), re.M))
+    assert set(floors) == {"requests", "urllib3"}
+    assert tuple(int(part) for part in floors["requests"].split(".")) >= (2, 28)
+    assert tuple(int(part) for part in floors["urllib3"].split(".")) >= (1, 26)  # Retry(allowed_methods, other)
+    documented = " ".join(yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["requirements"])
+    assert "requests >= %s" % floors["requests"] in documented and "urllib3 >= %s" % floors["urllib3"] in documented
+    assert _client.requests_version_ok(_client.requests.__version__)
+
+
+@pytest.mark.parametrize("version, ok", [("2.28.0", True), ("2.34.2", True), ("3.0.0", True), ("2.27.1", False),
+                                         ("2.25.1", False), ("2.28.0rc1", True), ("unparsable", False)])
+def test_requests_version_ok(version, ok):
+    assert _client.requests_version_ok(version) is ok

@@ -204,6 +204,15 @@ def test_dot_segment_organizations_never_reach_another_path(emulator, organizati
     assert emulator.requests == []
 
 
+def test_a_requests_older_than_2_28_is_refused_before_any_request(emulator, monkeypatch):
+    from ansible_collections.tfe.audit.plugins.module_utils import _module
+
+    monkeypatch.setattr(_module, "REQUESTS_VERSION", "2.27.1")
+    result, failed = run_module(module.main, args_for(emulator))
+    assert failed and "requests 2.27.1 is too old" in result["msg"] and "requests>=2.28" in result["msg"]
+    assert emulator.requests == []
+
+
 def test_invalid_token_message(emulator):
     result, failed = run_module(module.main, args_for(emulator, token="wrong-token-value"))
     assert failed and "missing or invalid" in result["msg"] and "wrong-token-value" not in json.dumps(result)
