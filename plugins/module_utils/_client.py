@@ -89,6 +89,13 @@ class TfeError(Exception):
         return self.message
 
 
+def server_text(value, limit=300):
+    """Text from the server (an error detail, a header) fit for a message: control characters as spaces,
+    at most ``limit`` characters. A hostile server could otherwise flood the output or forge log lines."""
+    text = "".join(" " if ord(char) < 32 or ord(char) == 127 else char for char in str(value))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def decode_jsonapi_errors(body):
     """Turn a JSON:API error document into a list of readable strings.
 
@@ -104,11 +111,11 @@ def decode_jsonapi_errors(body):
     texts = []
     for error in errors:
         if isinstance(error, dict):
-            parts = [str(error[key]) for key in ("title", "detail") if error.get(key) not in (None, "")]
+            parts = [server_text(error[key]) for key in ("title", "detail") if error.get(key) not in (None, "")]
             if parts:
                 texts.append(": ".join(parts))
         elif error not in (None, ""):
-            texts.append(str(error))
+            texts.append(server_text(error))
     return texts
 
 
@@ -332,16 +339,19 @@ class TfeClient:
                 raise TfeError(
                     "%s %s answered HTTP %s with a body that is not JSON (%s). Does hostname point at "
                     "HCP Terraform, and not at a proxy or a login page?"
-                    % (method, path, response.status_code, response.headers.get("Content-Type", "no content type")),
+                    % (method, path, response.status_code,
+                       server_text(response.headers.get("Content-Type", "no content type"))),
                     status=response.status_code, method=method, path=path)
             return body
         errors = decode_jsonapi_errors(body)
         if 300 <= response.status_code < 400:
-            message = "redirected to %s; set hostname to the final address" % response.headers.get("Location")
+            location = server_text(response.headers.get("Location"))
+            message = "redirected to %s; set hostname to the final address" % location
         elif errors:
             message = "; ".join(errors)
         elif body is None and response.content:
-            message = "a body that is not JSON (%s)" % response.headers.get("Content-Type", "no content type")
+            content_type = server_text(response.headers.get("Content-Type", "no content type"))
+            message = "a body that is not JSON (%s)" % content_type
         else:
             message = response.reason or "no details"
         raise TfeError(
@@ -394,7 +404,7 @@ class TfeClient:
             return self.platform
         path = "/ping"
         response = self.request("GET", path, auth=False)
-        app_name = (response.headers.get("TFP-AppName") or "").strip()
+        app_name = server_text((response.headers.get("TFP-AppName") or "").strip(), 100)
         if response.headers.get("X-TFE-Version") or "enterprise" in app_name.lower():
             raise TfeError(
                 "%s is Terraform Enterprise (TFP-AppName: %s). Audit trail tokens exist on HCP Terraform "

@@ -603,3 +603,22 @@ def test_the_declared_floors_are_the_ones_that_keep_tls_verification():
                                          ("2.25.1", False), ("2.28.0rc1", True), ("unparsable", False)])
 def test_requests_version_ok(version, ok):
     assert _client.requests_version_ok(version) is ok
+
+
+def test_server_error_texts_cannot_flood_or_forge_lines(emulator):
+    detail = "bad\n[WARNING]: forged line\r\x1b[31m" + "x" * 100000
+    emulator.add_fault(method="GET", path="authentication-token", status=422, count=1, body=json.dumps(
+        {"errors": [{"status": "422", "title": "invalid", "detail": detail}]}))
+    with pytest.raises(TfeError) as info:
+        make_client(emulator).read_audit_trail_token("acme")
+    message = str(info.value)
+    assert "\n" not in message and "\r" not in message and "\x1b" not in message
+    assert "[WARNING]: forged line" in message and len(message) < 500
+
+
+def test_a_redirect_location_is_shown_shortened_and_on_one_line(emulator):
+    emulator.add_fault(method="GET", path="authentication-token", status=302, count=1,
+                       headers={"Location": "https://elsewhere.invalid/" + "a" * 5000}, body="")
+    with pytest.raises(TfeError) as info:
+        make_client(emulator).read_audit_trail_token("acme")
+    assert "elsewhere.invalid" in str(info.value) and len(str(info.value)) < 500
