@@ -14,7 +14,15 @@ options:
   hostname:
     description:
       - The HCP Terraform host to talk to, as V(host), V(host:port) or a URL with V(https://).
-      - V(http://) is accepted for local testing; the module warns when it points anywhere but loopback.
+      - The host must be a DNS name (labels of letters, digits and inner hyphens; no V(_); international
+        names in their V(xn--) form), an IPv4 address or a bracketed IPv6 address such as V([::1]:8443),
+        with an optional port from 1 to 65535. A path, user info (V(@)), V(\\), V(%), white space or a
+        control character is refused before any request, as the token could otherwise go to another host.
+      - V(http://) is for local testing. It is accepted for a loopback host (V(localhost), V(127.0.0.0/8),
+        V([::1])) and refused for any other host before any request, because the API token would cross the
+        network in clear text, unless O(allow_insecure_http=true). The module warns when a proxy from the
+        environment (E(http_proxy), E(HTTP_PROXY), E(all_proxy), minus E(no_proxy)) would carry a loopback
+        V(http://) request off the machine.
       - The API base is C(<scheme>://<host>/api/v2/).
       - If not set, the environment variable E(TFE_HOSTNAME) is used, then E(TFE_ADDRESS).
       - For any host other than V(app.terraform.io) and V(app.eu.terraform.io) the module first asks
@@ -29,6 +37,12 @@ options:
         hyphens as double underscores, for example E(TF_TOKEN_app_terraform_io)), then a C(credentials)
         block for the host in the Terraform CLI configuration (E(TF_CLI_CONFIG_FILE), else C(~/.terraformrc))
         or in C(~/.terraform.d/credentials.tfrc.json), as Terraform does.
+      - Like Terraform, the module decodes the name of each E(TF_TOKEN_*) variable into a host (V(__) is a
+        hyphen, then V(_) a dot, in any case) and compares it with the host, so a variable only ever serves
+        the host it names. No variable names a host with a port or an IPv6 address; use E(TFE_TOKEN) or a
+        credentials block for those. Host names with V(_) are not valid and are refused (see O(hostname)).
+      - For an V(http://) O(hostname), Terraform's credentials (E(TF_TOKEN_*), credentials blocks and files)
+        are never used, as they belong to the https host of that name. Set O(token) or E(TFE_TOKEN).
       - Never printed, in results, diffs, warnings or errors.
     type: str
     aliases: [tfe_token]
@@ -66,8 +80,16 @@ options:
         and the same request would act on the organization's regular API token.
     type: bool
     default: false
+  allow_insecure_http:
+    description:
+      - Allow an V(http://) O(hostname) that is not loopback. For lab proxies only.
+      - The API token then crosses the network in clear text (the module warns), and it must come from
+        O(token) or E(TFE_TOKEN), never from Terraform's credentials.
+    type: bool
+    default: false
 requirements:
-  - requests >= 2.25
+  - requests >= 2.28 (older releases turn TLS verification off when CURL_CA_BUNDLE is empty)
+  - urllib3 >= 1.26.0
 notes:
   - Module defaults for all modules of this collection can be set with the action group
     C(group/tfe.audit.tfe) in C(module_defaults).

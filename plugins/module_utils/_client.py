@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import json
 import random
+import re
 import time
 
 try:
@@ -35,6 +36,10 @@ except ImportError as exc:  # pragma: no cover - exercised by the module's missi
     MaxRetryError = NewConnectionError = Urllib3Timeout = Exception
 
 HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
+REQUESTS_VERSION = requests.__version__ if HAS_REQUESTS else None
+# requests 2.25-2.27 take CURL_CA_BUNDLE="" (with REQUESTS_CA_BUNDLE unset) as "do not verify", whatever
+# validate_certs says: a man in the middle would receive the API token.
+MIN_REQUESTS = (2, 28)
 
 COLLECTION_VERSION = "0.1.0"
 USER_AGENT = "tfe.audit/" + COLLECTION_VERSION
@@ -50,6 +55,12 @@ BACKOFF_BASE = 0.5
 BACKOFF_MAX = 8.0
 TOTAL_WAIT_CAP = 60.0
 MIN_RATE_LIMIT_WAIT = 0.25
+
+
+def requests_version_ok(version):
+    """Whether ``version`` (``requests.__version__``) is at least ``MIN_REQUESTS``; ``False`` when unreadable."""
+    match = re.match(r"(\d+)\.(\d+)", version or "")
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= MIN_REQUESTS
 
 
 class TfeError(Exception):
@@ -78,6 +89,13 @@ class TfeError(Exception):
         return self.message
 
 
+def server_text(value, limit=300):
+    """Text from the server (an error detail, a header) fit for a message: control characters as spaces,
+    at most ``limit`` characters. A hostile server could otherwise flood the output or forge log lines."""
+    text = "".join(" " if ord(char) < 32 or ord(char) == 127 else char for char in str(value))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def decode_jsonapi_errors(body):
     """Turn a JSON:API error document into a list of readable strings.
 
@@ -93,11 +111,11 @@ def decode_jsonapi_errors(body):
     texts = []
     for error in errors:
         if isinstance(error, dict):
-            parts = [str(error[key]) for key in ("title", "detail") if error.get(key) not in (None, "")]
+            parts = [server_text(error[key]) for key in ("title", "detail") if error.get(key) not in (None, "")]
             if parts:
                 texts.append(": ".join(parts))
         elif error not in (None, ""):
-            texts.append(str(error))
+            texts.append(server_text(error))
     return texts
 
 
@@ -193,17 +211,37 @@ def _response_json(response):
         return None
 
 
-def _token_metadata(document):
-    """The token attributes a module returns, from an authentication-token document."""
-    data = (document or {}).get("data") or {}
-    attributes = data.get("attributes") or {}
-    return {
-        "id": data.get("id"),
-        "created_at": attributes.get("created-at"),
-        "expired_at": attributes.get("expired-at"),
-        "last_used_at": attributes.get("last-used-at"),
-        "token": attributes.get("token"),
-    }
+# What a server answers is hostile until it has the right shape. A generated token is what playbooks
+# store (a vault file, a vars file) and later plays read back *as a template*: a server that answers
+# "{{ lookup('pipe', ...) }}" as the token would run code on the controller. Real tokens are
+# "<14 chars>.atlasv1.<secret>"; ids look like "at-sjt83qTw3GZatuPm"; times like
+# "2028-01-05T10:11:12.000Z". Anything else is refused, and never echoed.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9._-]{16,512}")
+_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_TIME_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+_TIME_ATTRIBUTES = (("created_at", "created-at"), ("expired_at", "expired-at"), ("last_used_at", "last-used-at"))
+
+
+def _token_problem(value):
+    """What is wrong with a token from the server (never the value itself), or ``None``."""
+    if not isinstance(value, str):
+        return "is not a string but %s" % ("null" if value is None else type(value).__name__)
+    if not value:
+        return "is empty"
+    if not 16 <= len(value) <= 512:
+        return "is %d characters long (a real one has 16 to 512)" % len(value)
+    if not _TOKEN_SHAPE.fullmatch(value):
+        return "holds characters other than letters, digits, '.', '_' and '-' (template or control characters)"
+    return None
+
+
+def _shape_problem(value, shape):
+    """``None`` when ``value`` is null or a string of ``shape``; else what is wrong (never the value)."""
+    if value is None or (isinstance(value, str) and shape.fullmatch(value)):
+        return None
+    if not isinstance(value, str):
+        return "is not a string but %s" % type(value).__name__
+    return "is not of the expected form (%d characters)" % len(value)
 
 
 class TfeClient:
@@ -301,21 +339,54 @@ class TfeClient:
                 raise TfeError(
                     "%s %s answered HTTP %s with a body that is not JSON (%s). Does hostname point at "
                     "HCP Terraform, and not at a proxy or a login page?"
-                    % (method, path, response.status_code, response.headers.get("Content-Type", "no content type")),
+                    % (method, path, response.status_code,
+                       server_text(response.headers.get("Content-Type", "no content type"))),
                     status=response.status_code, method=method, path=path)
             return body
         errors = decode_jsonapi_errors(body)
         if 300 <= response.status_code < 400:
-            message = "redirected to %s; set hostname to the final address" % response.headers.get("Location")
+            location = server_text(response.headers.get("Location"))
+            message = "redirected to %s; set hostname to the final address" % location
         elif errors:
             message = "; ".join(errors)
         elif body is None and response.content:
-            message = "a body that is not JSON (%s)" % response.headers.get("Content-Type", "no content type")
+            content_type = server_text(response.headers.get("Content-Type", "no content type"))
+            message = "a body that is not JSON (%s)" % content_type
         else:
             message = response.reason or "no details"
         raise TfeError(
             "%s %s failed with HTTP %s: %s" % (method, path, response.status_code, message),
             status=response.status_code, method=method, path=path, errors=errors)
+
+    def _token_metadata(self, document, method, path, with_secret):
+        """The token attributes a module returns, from an authentication-token document.
+
+        Refuses (:class:`TfeError`) a document of the wrong shape, and an id, time or (when
+        ``with_secret``) token that does not look like HCP Terraform's. A token on read is dropped.
+        """
+        data = document.get("data") if isinstance(document, dict) else None
+        attributes = data.get("attributes") if isinstance(data, dict) else None
+        if not isinstance(attributes, dict):
+            raise self._hostile(method, path, "a body that is not an authentication-token document")
+        metadata = {"id": data.get("id")}
+        for key, attribute in _TIME_ATTRIBUTES:
+            metadata[key] = attributes.get(attribute)
+        for key, value in metadata.items():
+            problem = _shape_problem(value, _ID_SHAPE if key == "id" else _TIME_SHAPE)
+            if problem:
+                raise self._hostile(method, path, "a token %s that %s" % (key, problem))
+        if with_secret:
+            problem = _token_problem(attributes.get("token"))
+            if problem:
+                raise self._hostile(method, path, "a token that %s" % problem)
+            metadata["token"] = attributes["token"]
+        return metadata
+
+    def _hostile(self, method, path, what):
+        return TfeError(
+            "%s answered %s %s with %s; refusing it. Nothing was returned or stored: a value like that may "
+            "be planted (a template that later plays would run). Check that hostname points at HCP Terraform."
+            % (self.base_url, method, path, what), method=method, path=path, kind="response")
 
     # -- platform safety -------------------------------------------------------------------
 
@@ -333,7 +404,7 @@ class TfeClient:
             return self.platform
         path = "/ping"
         response = self.request("GET", path, auth=False)
-        app_name = (response.headers.get("TFP-AppName") or "").strip()
+        app_name = server_text((response.headers.get("TFP-AppName") or "").strip(), 100)
         if response.headers.get("X-TFE-Version") or "enterprise" in app_name.lower():
             raise TfeError(
                 "%s is Terraform Enterprise (TFP-AppName: %s). Audit trail tokens exist on HCP Terraform "
@@ -370,9 +441,8 @@ class TfeClient:
         response = self.request("GET", path, params={"token": "audit-trails"})
         if response.status_code == 404:
             return None
-        token = _token_metadata(self._check(response, "GET", path, (200,)))
-        token.pop("token")  # never a secret on read; do not pretend otherwise
-        return token
+        # Never a secret on read: a token in the answer is dropped, not returned.
+        return self._token_metadata(self._check(response, "GET", path, (200,)), "GET", path, with_secret=False)
 
     def create_audit_trail_token(self, organization, expired_at=None):
         """Create or replace the audit trail token; the result holds the new secret in ``token``.
@@ -384,7 +454,7 @@ class TfeClient:
         attributes = {"expired-at": expired_at} if expired_at else {}
         body = {"data": {"type": "authentication-token", "attributes": attributes}}
         response = self.request("POST", path, params={"token": "audit-trails"}, body=body)
-        return _token_metadata(self._check(response, "POST", path, (200, 201)))
+        return self._token_metadata(self._check(response, "POST", path, (200, 201)), "POST", path, with_secret=True)
 
     def delete_audit_trail_token(self, organization):
         """Delete the audit trail token. Returns ``False`` when there was none (404)."""
@@ -426,6 +496,14 @@ class TfeClient:
             params["since"] = since
         response = self.request("GET", path, params=params, accept="application/json")
         return self._check(response, "GET", path, (200,))
+
+
+def environment_proxy(url):
+    """Whether requests would send ``url`` through a proxy from the environment (``http_proxy``,
+    ``HTTP_PROXY``, ``all_proxy``, ...; ``no_proxy`` honoured). Never the proxy's address: it may
+    carry credentials."""
+    proxies = requests.utils.get_environ_proxies(url)
+    return requests.utils.select_proxy(url, proxies) is not None
 
 
 def _timed_out(exc):

@@ -25,19 +25,17 @@ try:
 except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
     UTC = None
 
-try:
-    from urllib.parse import urlsplit
-except ImportError:  # pragma: no cover
-    from urlparse import urlsplit
-
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.tfe.audit.plugins.module_utils._client import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
+    REQUESTS_VERSION,
     RETRY_STATUSES,
     TfeClient,
+    environment_proxy,
+    requests_version_ok,
 )
 
 DEFAULT_HOSTNAME = "app.terraform.io"
@@ -54,6 +52,7 @@ def connection_argument_spec():
         timeout=dict(type="float", default=30),
         max_retries=dict(type="int", default=5),
         allow_unverified_platform=dict(type="bool", default=False),
+        allow_insecure_http=dict(type="bool", default=False),
     )
 
 
@@ -72,7 +71,9 @@ _RFC3339 = re.compile(
 _DURATION = re.compile(r"^(?:\d+[wdhms])+$")
 _DURATION_PART = re.compile(r"(\d+)([wdhms])")
 _DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_ORGANIZATION = re.compile(r"^[^/\s]+$")
+# HCP Terraform's rule for organization names. Anything looser can address another path: requests
+# removes dot segments, so organization ".." with state absent would DELETE /api/v2/authentication-token.
+_ORGANIZATION = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
 def utcnow():
@@ -136,44 +137,84 @@ def validate_organization(value):
     if value is None or not str(value).strip():
         raise OptionError("organization is required: set organization (for example organization: my-org) "
                           "or the TFE_ORGANIZATION environment variable")
-    if not _ORGANIZATION.match(value):
-        raise OptionError("organization %r is not a valid organization name (no '/' or white space); "
-                          "for example organization: my-org" % value)
+    if not _ORGANIZATION.fullmatch(value):
+        raise OptionError("organization %r is not a valid organization name: HCP Terraform's names hold only "
+                          "letters, digits, '-' and '_' (at most 255); for example organization: my-org" % value)
     return value
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PORT = re.compile(r"[0-9]{1,5}")
+_HOSTNAME_EXAMPLE = "for example hostname: app.terraform.io, tfe.example.com:8443 or https://app.eu.terraform.io"
+
+
+def _host_problem(host):
+    """Why ``host`` (lower case, no brackets) is not a DNS name or an IPv4 address, or ``None``."""
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+            return None
+        except ValueError:
+            return "is not a valid IPv4 address"
+    labels = host.split(".")
+    if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        return ("is not a valid host name (labels of letters, digits and inner hyphens, at most 63 characters "
+                "each; no '_'; international names in their xn-- form)")
+    if not labels[-1][0].isalpha():
+        # The resolver would read "0x7f.0.0.1" (inet_aton) as 127.0.0.1, not as a name.
+        return "ends in a label that does not start with a letter"
+    return None
+
+
 def parse_hostname(value):
-    """``host``, ``host:port`` or ``http(s)://host[:port]`` into ``(base_url, host, credentials_host)``."""
+    """``host``, ``host:port`` or ``http(s)://host[:port]`` into ``(base_url, host, credentials_host)``.
+
+    Only a DNS name, an IPv4 address or a bracketed IPv6 address, with an optional port 1-65535, gets
+    through. Anything else may reach a different host than the one written: urllib3 ends the authority
+    at a backslash, so ``http://evil.example\\.app.terraform.io`` would send the token to evil.example.
+    """
     text = str(value or "").strip()
-    example = "for example hostname: app.terraform.io, tfe.example.com:8443 or https://app.eu.terraform.io"
     if "://" in text:
         scheme, rest = text.split("://", 1)
         scheme = scheme.lower()
         if scheme not in ("https", "http"):
             raise OptionError("hostname %r has the scheme %r; use https:// (or http:// for local testing); %s"
-                              % (text, scheme, example))
+                              % (text, scheme, _HOSTNAME_EXAMPLE))
     else:
         scheme, rest = "https", text
-    rest = rest.rstrip("/")
-    if not rest or any(char in rest for char in "/?#@ \t"):
-        raise OptionError("hostname %r must be a host, host:port or a URL without a path; %s" % (text, example))
-    try:
-        parts = urlsplit("%s://%s" % (scheme, rest))
-        port = parts.port
-        host = parts.hostname
-    except ValueError as exc:
-        raise OptionError("hostname %r is not valid (%s); %s" % (text, exc, example))
-    if not host:
-        raise OptionError("hostname %r has no host; %s" % (text, example))
-    netloc = rest.lower()
-    default_port = 443 if scheme == "https" else 80
+    rest = rest[:-1] if rest.endswith("/") else rest
+    if not rest or any(char in "/?#@\\%" or ord(char) < 33 or ord(char) == 127 for char in rest):
+        raise OptionError("hostname %r must be a host, host:port or a URL without a path, user info (@), '\\', "
+                          "'%%', white space or control characters; %s" % (text, _HOSTNAME_EXAMPLE))
+    if rest.startswith("["):
+        host, bracket, after = rest[1:].partition("]")
+        port = after[1:] if after.startswith(":") else None
+        try:
+            ipaddress.IPv6Address(host)
+            problem = None if bracket and (not after or port is not None) else "is not a bracketed IPv6 address"
+        except ValueError:
+            problem = "is not a valid IPv6 address"
+        host = host.lower()
+    else:
+        host, colon, port = rest.lower().partition(":")
+        port = port if colon else None
+        problem = _host_problem(host) if host else "has no host"
+        if port is not None and ":" in port:
+            problem = "holds an IPv6 address without brackets (write it as [::1]:8443)"
+    if problem:
+        raise OptionError("hostname %r %s; %s" % (text, problem, _HOSTNAME_EXAMPLE))
+    if port is not None and not (_PORT.fullmatch(port) and 1 <= int(port) <= 65535):
+        raise OptionError("hostname %r has an invalid port (1 to 65535); %s" % (text, _HOSTNAME_EXAMPLE))
     bracketed = "[%s]" % host if ":" in host else host
-    credentials_host = bracketed if port in (None, default_port) else "%s:%s" % (bracketed, port)
+    netloc = bracketed if port is None else "%s:%d" % (bracketed, int(port))
+    default_port = 443 if scheme == "https" else 80
+    credentials_host = bracketed if port is None or int(port) == default_port else netloc
     return "%s://%s" % (scheme, netloc), host, credentials_host
 
 
 def is_loopback(host):
-    if host == "localhost" or host.endswith(".localhost"):
+    # Not "*.localhost": a resolver without RFC 6761 support asks DNS for those names.
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -192,6 +233,20 @@ def terraform_token_env_name(host):
     return "TF_TOKEN_" + host.replace("-", "__").replace(".", "_")
 
 
+def terraform_token_env_host(name):
+    """The host a ``TF_TOKEN_*`` variable stands for, decoded as Terraform does, or ``None``.
+
+    ``__`` is ``-``, then ``_`` is ``.``; lower case. Encoding the host instead would be lossy:
+    ``app_terraform.io`` and ``app.terraform.io`` both encode to ``TF_TOKEN_app_terraform_io``,
+    which handed one host's token to the other. A decoded name never holds ``_`` or ``:``, so a
+    host with a port (or an IPv6 address) has no variable. Terraform also accepts Unicode names
+    here; this stays with ASCII (the ``xn--`` form).
+    """
+    if not name.startswith("TF_TOKEN_") or not all(ord(char) < 128 for char in name):
+        return None
+    return name[len("TF_TOKEN_"):].replace("__", "-").replace("_", ".").lower()
+
+
 def find_terraform_token(credentials_host, environ=None, home=None):
     """The token Terraform would use for the host, or ``None``.
 
@@ -200,10 +255,12 @@ def find_terraform_token(credentials_host, environ=None, home=None):
     """
     environ = os.environ if environ is None else environ
     home = os.path.expanduser("~") if home is None else home
-    if ":" not in credentials_host:
-        for name in (terraform_token_env_name(credentials_host), "TF_TOKEN_" + credentials_host.replace(".", "_")):
-            if environ.get(name):
-                return environ[name]
+    token = None
+    for name, value in environ.items():
+        if value and terraform_token_env_host(name) == credentials_host:
+            token = value  # the last one wins, as in Terraform
+    if token:
+        return token
     cli_config = environ.get("TF_CLI_CONFIG_FILE") or os.path.join(home, ".terraformrc")
     try:
         with open(cli_config) as handle:
@@ -215,9 +272,9 @@ def find_terraform_token(credentials_host, environ=None, home=None):
     try:
         with open(os.path.join(home, ".terraform.d", "credentials.tfrc.json")) as handle:
             credentials = json.load(handle).get("credentials") or {}
-        token = (credentials.get(credentials_host) or {}).get("token")
-        if token:
-            return token
+        for host, entry in credentials.items():
+            if host.lower() == credentials_host and (entry or {}).get("token"):
+                return entry["token"]
     except (IOError, OSError, ValueError, AttributeError):
         pass
     return None
@@ -230,15 +287,30 @@ class Connection:
         environ = os.environ if environ is None else environ
         self.base_url, self.host, credentials_host = parse_hostname(params.get("hostname"))
         self.hostname = credentials_host
-        self.plain_http_remote = self.base_url.startswith("http://") and not is_loopback(self.host)
+        self.plain_http = self.base_url.startswith("http://")
+        self.plain_http_remote = self.plain_http and not is_loopback(self.host)
+        if self.plain_http_remote and not params.get("allow_insecure_http"):
+            raise OptionError(
+                "hostname %s is http:// to a host that is not loopback: the API token would cross the network "
+                "in clear text. Use https:// (for example hostname: https://%s), or, for a lab proxy only, set "
+                "allow_insecure_http: true" % (self.base_url, self.base_url[len("http://"):]))
 
-        self.token = params.get("token") or find_terraform_token(credentials_host, environ, home)
-        if not self.token:
+        # Terraform's credentials belong to the https host of that name; an http:// hostname (loopback
+        # included: an environment proxy can carry it off the machine) must be given its token explicitly.
+        self.token = params.get("token") or (
+            None if self.plain_http else find_terraform_token(credentials_host, environ, home))
+        if not self.token and self.plain_http:
             raise OptionError(
                 "No API token for %s: set token (for example token: \"{{ lookup('ansible.builtin.env', "
-                "'TFE_TOKEN') }}\"), the TFE_TOKEN or %s environment variable, or a Terraform credentials "
-                "block for %s" % (credentials_host, terraform_token_env_name(credentials_host.split(":")[0]),
-                                  credentials_host))
+                "'TFE_TOKEN') }}\") or the TFE_TOKEN environment variable. Terraform's credentials (TF_TOKEN_* "
+                "variables, credentials blocks and files) are never used for an http:// hostname"
+                % self.base_url)
+        if not self.token:
+            variable = "" if ":" in credentials_host else " or %s" % terraform_token_env_name(credentials_host)
+            raise OptionError(
+                "No API token for %s: set token (for example token: \"{{ lookup('ansible.builtin.env', "
+                "'TFE_TOKEN') }}\"), the TFE_TOKEN%s environment variable, or a Terraform credentials "
+                "block for %s" % (credentials_host, variable, credentials_host))
 
         validate_certs = params.get("validate_certs")
         if validate_certs is None:
@@ -283,6 +355,11 @@ class TfeModule:
         self.check_mode = self.module.check_mode
         if not HAS_REQUESTS:
             self.module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
+        if not requests_version_ok(REQUESTS_VERSION):
+            self.module.fail_json(msg="requests %s is too old: the tfe.audit modules need requests >= 2.28 (older "
+                                      "releases turn TLS verification off when CURL_CA_BUNDLE is empty, whatever "
+                                      "validate_certs says). Upgrade it where the module runs: "
+                                      "pip install 'requests>=2.28'" % REQUESTS_VERSION)
         try:
             self.connection = Connection(self.params)
         except OptionError as exc:
@@ -291,7 +368,13 @@ class TfeModule:
         self.module.no_log_values.add(self.connection.token)
         if self.connection.plain_http_remote:
             self.module.warn("hostname %s uses plain http to a host that is not loopback: the API token "
-                             "travels unencrypted. Use https://." % self.connection.base_url)
+                             "travels unencrypted (allow_insecure_http is true). Use https://."
+                             % self.connection.base_url)
+        elif self.connection.plain_http and environment_proxy(self.connection.base_url):
+            self.module.warn("hostname %s is plain http and a proxy from the environment (http_proxy, "
+                             "HTTP_PROXY or all_proxy) would carry it: the API token would leave this machine "
+                             "in clear text. Add the host to no_proxy, or unset the proxy for this task."
+                             % self.connection.base_url)
         self._client = None
 
     @property

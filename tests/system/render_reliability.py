@@ -40,7 +40,23 @@ SUITES = collections.OrderedDict([
     ("concurrency", ("Concurrency and load", ["case", "outcome", "seconds", "attempts", "posts", "throttled_429"],
                      "attempts: API requests in the emulator's log; throttled_429: how many of them it answered "
                      "with 429 (each retried; none surfaced as a failure).")),
+    ("hostile", ("Hostile server and planted files", ["case", "outcome", "code_execution", "truncated", "token_off_host"],
+                 "A server that is not HCP Terraform answers with planted values, or the run is given a planted "
+                 "hostname, environment variable or file. Per case (1 = happened): code_execution, a planted "
+                 "template ran on the controller; truncated, a file the run must keep lost content; "
+                 "token_off_host, the API token reached a host other than the https host it belongs to. "
+                 "Must be 0.")),
 ])
+HOSTILE_FIGURES = ("code_execution", "truncated", "token_off_host")
+
+
+def hostile_summary(rows):
+    """``(line, total)``: the hostile suite's figures in one line, and their sum (the target is 0)."""
+    figures = dict((name, sum(int(row.get(name) or 0) for row in rows)) for name in HOSTILE_FIGURES)
+    line = ("**Hostile cases tried: %d; code execution: %d, truncation: %d, token sent off the https host: %d** "
+            "(target 0 each)." % (len(rows), figures["code_execution"], figures["truncated"],
+                                  figures["token_off_host"]))
+    return line, sum(figures.values())
 
 
 def main(results, target):
@@ -56,6 +72,9 @@ def main(results, target):
                platform.platform(terse=True), os.cpu_count(), os.getloadavg()[0]), ""]
     leaks = sum(row.get("occurrences", 0) for row in by_suite.get("secret leaks", []))
     out += ["**Secret occurrences found: %d** across %d leak runs." % (leaks, len(by_suite.get("secret leaks", []))), ""]
+    hostile_line, hostile = hostile_summary(by_suite.get("hostile", []))
+    if by_suite.get("hostile"):
+        out += [hostile_line, ""]
     for key, (title, columns, blurb) in SUITES.items():
         suite_rows = by_suite.pop(key, [])
         if not suite_rows:
@@ -70,8 +89,8 @@ def main(results, target):
         out += ["## %s" % key, ""] + ["- %s" % cell(json.dumps(row), 300) for row in suite_rows] + [""]
     with open(target, "w") as handle:
         handle.write("\n".join(out))
-    print("wrote %s (%d rows, %d secret occurrences)" % (target, len(rows), leaks))
-    return 1 if leaks else 0
+    print("wrote %s (%d rows, %d secret occurrences, %d hostile outcomes)" % (target, len(rows), leaks, hostile))
+    return 1 if leaks or hostile else 0
 
 
 if __name__ == "__main__":

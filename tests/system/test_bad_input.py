@@ -13,6 +13,9 @@ from reliability import record
 
 TOKEN_MODULE = "tfe.audit.tfe_audit_trail_token"
 INFO_MODULE = "tfe.audit.tfe_audit_trail_token_info"
+# For hostnames that an older release did not refuse: a proxy on a closed loopback port, so that such a
+# release fails at loopback instead of resolving or reaching another host.
+NOWHERE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
 
 # (module, arguments, option the message must name, extra environment)
 CASES = [
@@ -33,11 +36,26 @@ CASES = [
     (TOKEN_MODULE, {"organization": ""}, "organization", None),
     (TOKEN_MODULE, {"organization": "acme/evil"}, "organization", None),
     (TOKEN_MODULE, {"organization": "acme corp"}, "organization", None),
+    (TOKEN_MODULE, {"organization": "..", "state": "absent"}, "organization", None),
+    (TOKEN_MODULE, {"organization": "."}, "organization", None),
+    (TOKEN_MODULE, {"organization": "acme.corp"}, "organization", None),
+    (TOKEN_MODULE, {"organization": "%2e%2e"}, "organization", None),
+    (TOKEN_MODULE, {"organization": "a" * 256}, "organization", None),
+    (INFO_MODULE, {"organization": ".."}, "organization", None),
     (TOKEN_MODULE, {"hostname": "https://app.terraform.io/api/v2"}, "hostname", None),
     (TOKEN_MODULE, {"hostname": "ftp://app.terraform.io"}, "hostname", None),
     (TOKEN_MODULE, {"hostname": "https://"}, "hostname", None),
     (TOKEN_MODULE, {"hostname": "user@app.terraform.io"}, "hostname", None),
     (TOKEN_MODULE, {"hostname": "app.terraform.io:99999"}, "hostname", None),
+    (TOKEN_MODULE, {"hostname": "http://evil.example\\.app.terraform.io"}, "hostname", NOWHERE),
+    (TOKEN_MODULE, {"hostname": "https://evil.example%2f.app.terraform.io"}, "hostname", NOWHERE),
+    (TOKEN_MODULE, {"hostname": "app_terraform.io"}, "hostname", NOWHERE),
+    (TOKEN_MODULE, {"hostname": "app.terraform.io\u0000.evil.example"}, "hostname", NOWHERE),
+    (TOKEN_MODULE, {"hostname": "-tfe.example.com"}, "hostname", NOWHERE),
+    (TOKEN_MODULE, {"hostname": "0x7f.0.0.1"}, "hostname", NOWHERE),
+    (TOKEN_MODULE, {"hostname": "fe80::1:8443"}, "hostname", NOWHERE),
+    (TOKEN_MODULE, {"hostname": "http://tfe.example.com"}, "allow_insecure_http", NOWHERE),
+    (INFO_MODULE, {"hostname": "http://10.1.2.3:8080"}, "allow_insecure_http", NOWHERE),
     (TOKEN_MODULE, {"timeout": 0}, "timeout", None),
     (TOKEN_MODULE, {"timeout": -5}, "timeout", None),
     (TOKEN_MODULE, {"max_retries": -1}, "max_retries", None),

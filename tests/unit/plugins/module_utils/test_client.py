@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from ansible_collections.tfe.audit.plugins.module_utils._client import (
     TfeClient,
     TfeError,
     decode_jsonapi_errors,
+    environment_proxy,
 )
 
 TOKEN = "admin-token-for-tests"
@@ -423,3 +425,200 @@ def test_redirects_are_not_followed(emulator):
     with pytest.raises(TfeError) as info:
         make_client(emulator).read_audit_trail_token("acme")
     assert info.value.status == 302 and "elsewhere.invalid" in str(info.value)
+
+
+# -- a hostile server: what it answers is never trusted, never echoed --------------------------------
+
+REAL_LOOKING = "ABCDEFGHIJKLMN.atlasv1." + "s3cr3t-_" * 8
+
+
+def token_document(**attributes):
+    values = {"created-at": "2026-01-05T10:11:12.075Z", "last-used-at": None, "description": None,
+              "token": REAL_LOOKING, "expired-at": "2028-01-05T10:11:12.000Z"}
+    values.update(attributes)
+    return {"data": {"id": values.pop("id", "at-sjt83qTw3GZatuPm"), "type": "authentication-tokens",
+                     "attributes": values}}
+
+
+def answer(emulator, method, document, status=None):
+    status = status or (201 if method == "POST" else 200)
+    body = document if isinstance(document, str) else json.dumps(document)
+    emulator.add_fault(method=method, path="authentication-token", status=status, body=body,
+                       headers={"Content-Type": "application/vnd.api+json"})
+
+
+def assert_refused_without_echo(info, emulator, value):
+    message = str(info.value)
+    assert emulator.url in message and "refusing" in message
+    echoed = json.dumps(value) if not isinstance(value, str) else value
+    for text in (message, repr(vars(info.value))):
+        if len(echoed) > 4:  # "", null, 42: nothing to search for
+            assert echoed not in text
+        assert "lookup" not in text and "pwned" not in text
+
+
+HOSTILE_TOKENS = [
+    ("a Jinja2 template", "{{ lookup('pipe', 'id > pwned.txt') }}"),
+    ("a template in a token's shape", "ABCDEFGHIJKLMN.atlasv1.{{lookup('pipe','id')}}"),
+    ("a newline inside", "ABCDEFGHIJKLMN.atlasv1.abc\nlookup-pwned"),
+    ("a trailing newline", REAL_LOOKING + "\n"),
+    ("a space", "ABCDEFGHIJKLMN.atlasv1. lookup-pwned"),
+    ("empty", ""),
+    ("too short", "ABC.atlasv1.x"),
+    ("too long", "A" * 513),
+    ("huge", "A" * 1000000),
+    ("a number", 12345678901234567890),
+    ("a list", [REAL_LOOKING]),
+    ("an object", {"value": REAL_LOOKING}),
+    ("null", None),
+    ("non-ASCII letters", "ÀBCDEFGHIJKLMN.atlasv1.secret"),
+]
+
+
+@pytest.mark.parametrize("value", [case[1] for case in HOSTILE_TOKENS], ids=[case[0] for case in HOSTILE_TOKENS])
+def test_create_refuses_a_token_that_does_not_look_like_one(emulator, value):
+    answer(emulator, "POST", token_document(token=value))
+    with pytest.raises(TfeError) as info:
+        make_client(emulator).create_audit_trail_token("acme")
+    assert_refused_without_echo(info, emulator, value)
+    assert "token" in str(info.value) and info.value.kind == "response"
+
+
+def test_create_refuses_a_document_without_a_token(emulator):
+    document = token_document()
+    del document["data"]["attributes"]["token"]
+    answer(emulator, "POST", document)
+    with pytest.raises(TfeError) as info:
+        make_client(emulator).create_audit_trail_token("acme")
+    assert "null" in str(info.value)
+
+
+@pytest.mark.parametrize("length", [16, 512])
+def test_create_accepts_tokens_of_the_allowed_lengths(emulator, length):
+    token = ("ABCDEFGHIJKLMN.atlasv1." + "x" * 600)[:length]
+    answer(emulator, "POST", token_document(token=token))
+    assert make_client(emulator).create_audit_trail_token("acme")["token"] == token
+
+
+HOSTILE_METADATA = [
+    ("id", "{{ lookup('pipe', 'id > pwned.txt') }}"),
+    ("id", "at-1\nlookup"),
+    ("id", 42),
+    ("id", "at-" + "x" * 200),
+    ("created-at", "{{ now() }}"),
+    ("expired-at", "2030-01-01T00:00:00.000Z\n{{ lookup('pipe', 'id') }}"),
+    ("expired-at", ["2030-01-01T00:00:00.000Z"]),
+    ("last-used-at", "yesterday, lookup"),
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("field, value", HOSTILE_METADATA)
+def test_metadata_of_the_wrong_shape_is_refused(emulator, method, field, value):
+    answer(emulator, method, token_document(**{field: value}))
+    client = make_client(emulator)
+    with pytest.raises(TfeError) as info:
+        if method == "GET":
+            client.read_audit_trail_token("acme")
+        else:
+            client.create_audit_trail_token("acme")
+    assert_refused_without_echo(info, emulator, value)
+    assert field.replace("-", "_") in str(info.value)
+
+
+@pytest.mark.parametrize("body", [{"data": "at-1"}, {"data": {"id": "at-1", "attributes": []}}, [], "a string", 7])
+def test_a_body_that_is_not_a_token_document_is_a_clean_error(emulator, body):
+    answer(emulator, "GET", body if body != "a string" else json.dumps(body))
+    with pytest.raises(TfeError) as info:
+        make_client(emulator).read_audit_trail_token("acme")
+    assert "not an authentication-token document" in str(info.value)
+
+
+def test_a_token_on_read_is_dropped_not_returned(emulator):
+    answer(emulator, "GET", token_document(token="{{ lookup('pipe', 'id') }}"))
+    read = make_client(emulator).read_audit_trail_token("acme")
+    assert read == {"id": "at-sjt83qTw3GZatuPm", "created_at": "2026-01-05T10:11:12.075Z",
+                    "expired_at": "2028-01-05T10:11:12.000Z", "last_used_at": None}
+
+
+# -- proxies from the environment ------------------------------------------------------------------
+
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                   "no_proxy", "NO_PROXY")
+
+
+@pytest.mark.parametrize("environ, carried", [
+    ({}, False),
+    ({"http_proxy": "http://user:secret@proxy.example:3128"}, True),
+    ({"HTTP_PROXY": "http://proxy.example:3128"}, True),
+    ({"all_proxy": "http://proxy.example:3128"}, True),
+    ({"https_proxy": "http://proxy.example:3128"}, False),
+    ({"http_proxy": "http://proxy.example:3128", "no_proxy": "127.0.0.1"}, False),
+    ({"http_proxy": "http://proxy.example:3128", "NO_PROXY": "localhost,127.0.0.1"}, False),
+    ({"http_proxy": "http://proxy.example:3128", "no_proxy": "*"}, False),
+])
+def test_environment_proxy_says_whether_a_proxy_would_carry_the_request(monkeypatch, environ, carried):
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert environment_proxy("http://127.0.0.1:8080") is carried
+
+
+# -- the requests floor ----------------------------------------------------------------------------
+
+
+def test_an_empty_curl_ca_bundle_does_not_turn_verification_off(tls_emulator, monkeypatch):
+    # requests 2.25-2.27 took CURL_CA_BUNDLE="" (with REQUESTS_CA_BUNDLE unset) as verify="": no
+    # verification at all, whatever validate_certs said. This is why requirements.txt asks for 2.28.
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "")
+    client = TfeClient(tls_emulator.url, TOKEN, hostname="127.0.0.1", verify=True, max_retries=0)
+    with pytest.raises(TfeError) as info:
+        client.read_audit_trail_token("acme")
+    assert info.value.kind == "tls"
+    assert tls_emulator.requests == []
+
+
+def test_the_declared_floors_are_the_ones_that_keep_tls_verification():
+    import os
+    import re
+
+    import yaml
+
+    from ansible_collections.tfe.audit.plugins.doc_fragments.connection import ModuleDocFragment
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+    with open(os.path.join(root, "requirements.txt")) as handle:
+        floors = dict(re.findall(r"^(requests|urllib3)>=([0-9.]+)\s*$", handle.read(), re.M))
+    assert set(floors) == {"requests", "urllib3"}
+    assert tuple(int(part) for part in floors["requests"].split(".")) >= (2, 28)
+    assert tuple(int(part) for part in floors["urllib3"].split(".")) >= (1, 26)  # Retry(allowed_methods, other)
+    documented = " ".join(yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["requirements"])
+    assert "requests >= %s" % floors["requests"] in documented and "urllib3 >= %s" % floors["urllib3"] in documented
+    assert _client.requests_version_ok(_client.requests.__version__)
+
+
+@pytest.mark.parametrize("version, ok", [("2.28.0", True), ("2.34.2", True), ("3.0.0", True), ("2.27.1", False),
+                                         ("2.25.1", False), ("2.28.0rc1", True), ("unparsable", False)])
+def test_requests_version_ok(version, ok):
+    assert _client.requests_version_ok(version) is ok
+
+
+def test_server_error_texts_cannot_flood_or_forge_lines(emulator):
+    detail = "bad\n[WARNING]: forged line\r\x1b[31m" + "x" * 100000
+    emulator.add_fault(method="GET", path="authentication-token", status=422, count=1, body=json.dumps(
+        {"errors": [{"status": "422", "title": "invalid", "detail": detail}]}))
+    with pytest.raises(TfeError) as info:
+        make_client(emulator).read_audit_trail_token("acme")
+    message = str(info.value)
+    assert "\n" not in message and "\r" not in message and "\x1b" not in message
+    assert "[WARNING]: forged line" in message and len(message) < 500
+
+
+def test_a_redirect_location_is_shown_shortened_and_on_one_line(emulator):
+    emulator.add_fault(method="GET", path="authentication-token", status=302, count=1,
+                       headers={"Location": "https://elsewhere.invalid/" + "a" * 5000}, body="")
+    with pytest.raises(TfeError) as info:
+        make_client(emulator).read_audit_trail_token("acme")
+    assert "elsewhere.invalid" in str(info.value) and len(str(info.value)) < 500

@@ -175,6 +175,44 @@ def test_terraform_enterprise_is_refused_with_no_mutation(emulator):
     assert emulator.organization_token("acme") is None or emulator.organization_token("acme")["token"]
 
 
+@pytest.mark.parametrize("proxy, warned", [({"http_proxy": "http://127.0.0.1:9"}, True),
+                                           ({"http_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.1"}, False),
+                                           ({}, False)])
+def test_loopback_http_through_an_environment_proxy_is_warned_about(emulator, monkeypatch, proxy, warned):
+    from ansible.module_utils import basic
+
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in proxy.items():
+        monkeypatch.setenv(name, value)
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, message: warnings.append(message))
+    result, failed = run_module(module.main, args_for(emulator, max_retries=0))
+    proxy_warnings = [message for message in warnings if "proxy" in message]
+    assert bool(proxy_warnings) is warned
+    for message in proxy_warnings:
+        assert emulator.url in message and "no_proxy" in message and "127.0.0.1:9" not in message
+    assert failed is warned  # the closed proxy port: the request really went to the proxy
+
+
+@pytest.mark.parametrize("organization", ["..", "."])
+def test_dot_segment_organizations_never_reach_another_path(emulator, organization):
+    emulator.regenerate_audit_trail_token("acme")
+    result, failed = run_module(module.main, args_for(emulator, organization=organization, state="absent"))
+    assert failed and result["msg"].startswith("organization ")
+    # requests removes dot segments: ".." would have been DELETE /api/v2/authentication-token
+    assert emulator.requests == []
+
+
+def test_a_requests_older_than_2_28_is_refused_before_any_request(emulator, monkeypatch):
+    from ansible_collections.tfe.audit.plugins.module_utils import _module
+
+    monkeypatch.setattr(_module, "REQUESTS_VERSION", "2.27.1")
+    result, failed = run_module(module.main, args_for(emulator))
+    assert failed and "requests 2.27.1 is too old" in result["msg"] and "requests>=2.28" in result["msg"]
+    assert emulator.requests == []
+
+
 def test_invalid_token_message(emulator):
     result, failed = run_module(module.main, args_for(emulator, token="wrong-token-value"))
     assert failed and "missing or invalid" in result["msg"] and "wrong-token-value" not in json.dumps(result)
