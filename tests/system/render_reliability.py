@@ -40,6 +40,11 @@ SUITES = collections.OrderedDict([
     ("concurrency", ("Concurrency and load", ["case", "outcome", "seconds", "attempts", "posts", "throttled_429"],
                      "attempts: API requests in the emulator's log; throttled_429: how many of them it answered "
                      "with 429 (each retried; none surfaced as a failure).")),
+    ("feed order", ("Audit trail export in each listing order", ["case", "order", "outcome", "lines", "duplicates",
+                                                                 "missing", "in_order", "seconds"],
+                    "HCP Terraform's documents do not say in which order the audit trail is listed; the emulator "
+                    "lists newest first, then oldest first. After each case, dest is compared with every event the "
+                    "emulator keeps: duplicates and missing must be 0, and the lines in time order.")),
     ("hostile", ("Hostile server and planted files", ["case", "outcome", "code_execution", "truncated", "token_off_host"],
                  "A server that is not HCP Terraform answers with planted values, or the run is given a planted "
                  "hostname, environment variable or file. Per case (1 = happened): code_execution, a planted "
@@ -72,6 +77,12 @@ def main(results, target):
                platform.platform(terse=True), os.cpu_count(), os.getloadavg()[0]), ""]
     leaks = sum(row.get("occurrences", 0) for row in by_suite.get("secret leaks", []))
     out += ["**Secret occurrences found: %d** across %d leak runs." % (leaks, len(by_suite.get("secret leaks", []))), ""]
+    feed = by_suite.get("feed order", [])
+    wrong = sum(1 for row in feed if row.get("outcome") != "exact")
+    if feed:
+        out += ["**Audit trail export cases: %d (%d newest first, %d oldest first); not exact: %d.**" % (
+            len(feed), sum(1 for row in feed if row.get("order", "").startswith("newest")),
+            sum(1 for row in feed if row.get("order", "").startswith("oldest")), wrong), ""]
     hostile_line, hostile = hostile_summary(by_suite.get("hostile", []))
     if by_suite.get("hostile"):
         out += [hostile_line, ""]
@@ -90,7 +101,7 @@ def main(results, target):
     with open(target, "w") as handle:
         handle.write("\n".join(out))
     print("wrote %s (%d rows, %d secret occurrences, %d hostile outcomes)" % (target, len(rows), leaks, hostile))
-    return 1 if leaks or hostile else 0
+    return 1 if leaks or hostile or wrong else 0
 
 
 if __name__ == "__main__":
