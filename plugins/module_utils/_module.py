@@ -393,10 +393,17 @@ class TfeModule:
     def fail_option(self, exc):
         self.module.fail_json(msg=str(exc))
 
-    def fail_api(self, exc, action, organization=None, **result):
-        """Turn a :class:`TfeError` into ``fail_json`` with words a person can act on."""
+    def fail_api(self, exc, action, organization=None, hints=None, **result):
+        """Turn a :class:`TfeError` into ``fail_json`` with words a person can act on.
+
+        :param hints: ``{status: explanation}`` for what an HTTP status means to this module, where the
+            general explanation below would mislead (a 401 of the audit trail is about its own token).
+        """
         where = " for organization %r" % organization if organization else ""
-        if exc.status == 401:
+        hint = (hints or {}).get(exc.status) if exc.kind == "http" else None
+        if hint:
+            msg = "Cannot %s%s: HTTP %s from %s. %s" % (action, where, exc.status, self.connection.base_url, hint)
+        elif exc.status == 401:
             msg = ("Cannot %s%s: the API token is missing or invalid (HTTP 401 from %s). Check token / "
                    "TFE_TOKEN." % (action, where, self.connection.base_url))
         elif exc.status == 404 and exc.method == "POST":
@@ -418,6 +425,12 @@ class TfeModule:
             msg = "Cannot %s%s: %s" % (action, where, exc)
         error = dict(status=exc.status, kind=exc.kind, method=exc.method, path=exc.path, errors=exc.errors)
         self.module.fail_json(msg=msg, error=error, **result)
+
+    def warn(self, message):
+        self.module.warn(message)
+
+    def fail_json(self, msg, **result):
+        self.module.fail_json(msg=msg, **result)
 
     def exit_json(self, **result):
         self.module.exit_json(**result)

@@ -303,34 +303,24 @@ def main():
     result = {}
     try:
         if options["dest"] is None:
-            result = read_events(fetch, options["since"], options["page_size"], options["max_events"],
-                                 tfe.module.warn)
+            result = read_events(fetch, options["since"], options["page_size"], options["max_events"], tfe.warn)
             result["changed"] = False
         else:
-            export(fetch, options, tfe.check_mode, tfe.module.warn, result)
+            export(fetch, options, tfe.check_mode, tfe.warn, result)
     except ExportError as exc:
-        tfe.module.fail_json(msg=str(exc), **result)
+        tfe.fail_json(str(exc), **result)
     except TfeError as exc:
-        fail_api(tfe, exc, result)
+        tfe.fail_api(exc, "read the audit trail", hints=API_HINTS, **result)
     tfe.exit_json(**result)
 
 
-def fail_api(tfe, exc, result):
-    """API failures in words; ``result`` says what was done before it (nothing is half-written)."""
-    action = "read the audit trail"
-    error = dict(status=exc.status, kind=exc.kind, method=exc.method, path=exc.path, errors=exc.errors)
-    if exc.status == 401:
-        tfe.module.fail_json(
-            msg="Cannot %s: HTTP 401 from %s. The token is invalid, expired or replaced, or it is not an audit "
-                "trail token or an organization token (user and team tokens are refused). Pass the organization's "
-                "current audit trail token in token." % (action, tfe.connection.base_url),
-            error=error, **result)
-    if exc.status == 404 and exc.method == "GET" and exc.kind == "http":
-        tfe.module.fail_json(
-            msg="Cannot %s (HTTP 404): the token's organization lacks the audit-logging entitlement "
-                "(HCP Terraform Business tier), or the host has no audit trail API." % action,
-            error=error, **result)
-    tfe.fail_api(exc, action, **result)
+# What a 401 or 404 of the audit trail means: its own token, and its organization's entitlement.
+API_HINTS = {
+    401: "The token is invalid, expired or replaced, or it is not an audit trail token or an organization token "
+         "(user and team tokens are refused). Pass the organization's current audit trail token in token.",
+    404: "The token's organization lacks the audit-logging entitlement (HCP Terraform Business tier), or the host "
+         "has no audit trail API.",
+}
 
 
 if __name__ == "__main__":

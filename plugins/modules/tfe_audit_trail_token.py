@@ -315,8 +315,8 @@ def main():
         result.update(_metadata(after_token))
         expiry = parse_api_time(result["expired_at"])
         if operation == "none" and expiry is not None and expiry <= now:
-            tfe.module.warn("The audit trail token of %s expired at %s; set rotate_before (for example 30d) or "
-                            "force_regenerate to replace it." % (organization, result["expired_at"]))
+            tfe.warn("The audit trail token of %s expired at %s; set rotate_before (for example 30d) or "
+                     "force_regenerate to replace it." % (organization, result["expired_at"]))
     after = dict(organization=organization, state=state, **_metadata(after_token))
     result["diff"] = dict(before=before, after=after)
     tfe.exit_json(**result)
