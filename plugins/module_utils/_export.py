@@ -63,19 +63,15 @@ import os
 import re
 import stat
 import tempfile
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
-try:
-    from datetime import timezone
-
-    UTC = timezone.utc
-except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
-    UTC = None
+from ansible_collections.tfe.audit.plugins.module_utils import _time
+from ansible_collections.tfe.audit.plugins.module_utils._time import format_time, utcnow
 
 CURSOR_FORMAT = "tfe.audit.audit_trail_cursor"
 CURSOR_VERSION = 2
@@ -87,10 +83,6 @@ FUTURE_ALLOWANCE = timedelta(minutes=5)
 # A server that never ends its listing must not keep a run going forever.
 MAX_PAGES = 100000
 
-_TIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
-# How the API writes every timestamp, which is also the canonical form used here; parsed by the C parser.
-_API_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
 # One encoder for every line (json.dumps with options builds a new one per call); events are trees.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 _ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -109,56 +101,19 @@ class ExportError(Exception):
 
 
 def parse_time(value, what="timestamp"):
-    """An RFC 3339 date-time into an aware UTC ``datetime`` with millisecond precision.
-
-    Raises :class:`ExportError` (``what`` names the value in the message).
-    """
-    if isinstance(value, str) and _API_TIME.match(value):
-        try:
-            return datetime.fromisoformat(value[:23] + "+00:00")
-        except ValueError:
-            pass  # e.g. month 13: the general path below explains
-    text = str(value).strip() if value is not None else ""
-    match = _TIME.match(text)
-    if not match:
-        raise ExportError("%s must be an RFC 3339 date-time with a time zone offset or Z, got %r; "
-                          "for example 2030-12-31T23:59:59.000Z" % (what, text[:64]))
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    millis = int((match.group(7) or "0")[:3].ljust(3, "0"))
-    offset = match.group(8).upper()
+    """:func:`_time.parse_time`, with :class:`ExportError` naming ``what``."""
     try:
-        moment = datetime(year, month, day, hour, minute, second, millis * 1000, tzinfo=UTC)
-        if offset != "Z":
-            sign = 1 if offset[0] == "+" else -1
-            hours, minutes = int(offset[1:3]), int(offset[4:6])
-            if hours > 23 or minutes > 59:
-                raise ValueError("invalid offset %s" % offset)
-            moment -= sign * timedelta(hours=hours, minutes=minutes)
-    except (ValueError, OverflowError) as exc:
-        raise ExportError("%s %r is not a real date-time (%s)" % (what, text, exc))
-    return moment
-
-
-def format_time(moment):
-    """As the API writes it: ``2030-12-31T23:59:59.123Z`` (UTC, milliseconds)."""
-    moment = moment.astimezone(UTC)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
-        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond // 1000)
+        return _time.parse_time(value)
+    except _time.TimeError as exc:
+        raise ExportError("%s %s; for example 2030-12-31T23:59:59.000Z" % (what, exc))
 
 
 def canonical_time(value, what="timestamp"):
-    """``value`` in the API's own form (fixed width, UTC), so that comparing strings compares times."""
-    if isinstance(value, str) and _API_TIME.match(value):
-        try:
-            datetime.fromisoformat(value[:23])
-            return value
-        except ValueError:
-            pass
-    return format_time(parse_time(value, what))
-
-
-def utcnow():
-    return datetime.now(UTC)
+    """:func:`_time.canonical_time`, with :class:`ExportError` naming ``what``."""
+    try:
+        return _time.canonical_time(value)
+    except _time.TimeError as exc:
+        raise ExportError("%s %s; for example 2030-12-31T23:59:59.000Z" % (what, exc))
 
 
 def event_key(event):

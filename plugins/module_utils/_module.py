@@ -16,18 +16,12 @@ import ipaddress
 import json
 import os
 import re
-from datetime import datetime, timedelta
-
-try:
-    from datetime import timezone
-
-    UTC = timezone.utc
-except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
-    UTC = None
+from datetime import timedelta
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.tfe.audit.plugins.module_utils._time import TimeError, format_time, parse_time
 from ansible_collections.tfe.audit.plugins.module_utils._client import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
@@ -66,8 +60,6 @@ class OptionError(Exception):
 
 # -- values ------------------------------------------------------------------------------------
 
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _DURATION = re.compile(r"^(?:\d+[wdhms])+$")
 _DURATION_PART = re.compile(r"(\d+)([wdhms])")
 _DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -76,36 +68,17 @@ _DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _ORGANIZATION = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
-def utcnow():
-    return datetime.now(UTC)
-
-
 def parse_rfc3339(value, option="expired_at"):
-    """Parse an RFC 3339 date-time with an offset (or ``Z``) into an aware UTC ``datetime``, to the second."""
-    example = "%s: '2030-12-31T23:59:59Z'" % option
-    text = str(value).strip()
-    match = _RFC3339.match(text)
-    if not match:
-        raise OptionError("%s must be an RFC 3339 date-time with a time zone offset or Z, got %r; for example %s"
-                          % (option, text, example))
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    offset = match.group(8).upper()
+    """An RFC 3339 date-time with an offset (or ``Z``) into an aware UTC ``datetime``, to the second."""
     try:
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError as exc:
-        raise OptionError("%s %r is not a real date-time (%s); for example %s" % (option, text, exc, example))
-    if offset != "Z":
-        sign = 1 if offset[0] == "+" else -1
-        hours, minutes = int(offset[1:3]), int(offset[4:6])
-        if hours > 23 or minutes > 59:
-            raise OptionError("%s %r has an invalid offset; for example %s" % (option, text, example))
-        moment -= sign * timedelta(hours=hours, minutes=minutes)
-    return moment
+        return parse_time(value).replace(microsecond=0)
+    except TimeError as exc:
+        raise OptionError("%s %s; for example %s: '2030-12-31T23:59:59Z'" % (option, exc, option))
 
 
 def format_rfc3339(moment):
     """UTC, to the second, as HCP Terraform writes it: ``2030-12-31T23:59:59.000Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return format_time(moment.replace(microsecond=0))
 
 
 def parse_api_time(value):

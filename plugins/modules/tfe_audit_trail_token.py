@@ -204,9 +204,9 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
     parse_api_time,
     parse_duration,
     parse_rfc3339,
-    utcnow,
     validate_organization,
 )
+from ansible_collections.tfe.audit.plugins.module_utils._time import utcnow
 
 METADATA = ("id", "created_at", "expired_at", "last_used_at")
 

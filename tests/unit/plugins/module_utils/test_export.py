@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.tfe.audit.plugins.module_utils import _export
+from ansible_collections.tfe.audit.plugins.module_utils import _export, _time
 from ansible_collections.tfe.audit.plugins.module_utils._export import (
     Cursor,
     Dest,
@@ -37,7 +37,7 @@ from ansible_collections.tfe.audit.plugins.module_utils._export import (
     walk,
 )
 
-UTC = _export.UTC
+UTC = _time.UTC
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 

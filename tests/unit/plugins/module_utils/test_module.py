@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.tfe.audit.plugins.module_utils._client import decode_jsonapi_errors
+from ansible_collections.tfe.audit.plugins.module_utils._time import UTC
 from ansible_collections.tfe.audit.plugins.module_utils._module import (
-    UTC,
     Connection,
     OptionError,
     find_terraform_token,

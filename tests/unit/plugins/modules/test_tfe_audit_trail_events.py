@@ -20,13 +20,13 @@ import pytest
 
 from ansible.module_utils import basic
 
-from ansible_collections.tfe.audit.plugins.module_utils import _client, _export
+from ansible_collections.tfe.audit.plugins.module_utils import _client, _export, _time
 from ansible_collections.tfe.audit.plugins.module_utils._client import TfeClient
 from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_events as module
 from ansible_collections.tfe.audit.tests.unit.plugins.modules.module_runner import run_module
 
 ORG = "acme"
-UTC = _export.UTC
+UTC = _time.UTC
 TRAIL = "/api/v2/organization/audit-trail"
 
 

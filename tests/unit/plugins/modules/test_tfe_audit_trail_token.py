@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ansible_collections.tfe.audit.plugins.module_utils._module import UTC, format_rfc3339
+from ansible_collections.tfe.audit.plugins.module_utils._module import format_rfc3339
+from ansible_collections.tfe.audit.plugins.module_utils._time import UTC
 from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_token as module
 from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token import decide
 from ansible_collections.tfe.audit.tests.unit.plugins.modules.module_runner import run_module
