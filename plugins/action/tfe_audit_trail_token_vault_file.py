@@ -24,6 +24,7 @@ import fcntl
 import glob
 import os
 import re
+import stat
 import tempfile
 import time
 
@@ -151,13 +152,31 @@ class FileLock(object):
     def __init__(self, path, timeout):
         self.path, self.timeout, self.fd = path, timeout, None
 
-    def acquire(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+    def acquire(self, create=True):
+        """Take the lock; ``create=False`` (check mode) never creates the file: returns False when it is missing.
+
+        ``O_NOFOLLOW``: a symbolic link planted at the lock path would otherwise make this run create
+        (or truncate the mode of) whatever file it points to.
+        """
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            self.fd = os.open(self.path, flags | (os.O_CREAT if create else 0), 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and not create:
+                return False
+            if exc.errno == errno.ELOOP or os.path.islink(self.path):
+                raise StoreError("the lock file %s is a symbolic link; refusing to follow it. Remove it (nothing but "
+                                 "this collection should create it) and run again; nothing was changed" % self.path)
+            raise
+        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            self.release()
+            raise StoreError("the lock file %s is not a regular file; remove it and run again; nothing was changed"
+                             % self.path)
         deadline = time.monotonic() + self.timeout
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                return True
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
@@ -380,7 +399,8 @@ class ActionModule(ActionBase):
             if os.path.isdir(vault_file.directory):
                 lock = FileLock(vault_file.lock_path, params["lock_timeout"])
                 try:
-                    lock.acquire()
+                    if not lock.acquire(create=not check_mode):
+                        lock = None  # check mode never creates the lock file; reading without it is fine
                 except (IOError, OSError) as exc:
                     if not check_mode:
                         raise StoreError("cannot write in %s (lock file %s: %s); make the directory writable or "
