@@ -115,6 +115,14 @@ def plain(value):
     return value
 
 
+UNSAFE_TAG = "!unsafe"
+
+
+def unsafe(value):
+    """The secret as ``!unsafe``: Ansible never renders it as a template (a server could answer ``{{ ... }}``)."""
+    return _TaggedScalar(UNSAFE_TAG, plain(value), None)
+
+
 def dump_mapping(mapping):
     text = yaml.dump(plain(mapping), Dumper=_Dumper, default_flow_style=False, sort_keys=False,
                      allow_unicode=True, explicit_start=True)
@@ -277,6 +285,17 @@ class VaultFile(object):
         _fsync_dir(self.directory)
 
 
+def _secret_of(mapping, var, path):
+    """``(secret or None, marked_unsafe)`` of ``var``; a secret must be a string, plain or ``!unsafe``."""
+    value = mapping.get(var)
+    if isinstance(value, _TaggedScalar) and value.tag == UNSAFE_TAG and isinstance(value.value, str):
+        return value.value, True
+    if value is not None and not isinstance(value, str):
+        raise StoreError("the variable %s in %s is not a plain string (%s); it must hold the token's secret: "
+                         "fix it with 'ansible-vault edit'" % (var, path, type(value).__name__))
+    return value, False
+
+
 def _unlink(path):
     try:
         os.unlink(path)
@@ -412,10 +431,7 @@ class ActionModule(ActionBase):
                     vault_file.remove_leftovers()
 
             previous, mapping = vault_file.read(vault)
-            stored = mapping.get(var)
-            if stored is not None and not isinstance(stored, str):
-                raise StoreError("the variable %s in %s is not a plain string (%s); it must hold the token's secret: "
-                                 "fix it with 'ansible-vault edit'" % (var, vault_file.path, type(stored).__name__))
+            stored, stored_unsafe = _secret_of(mapping, var, vault_file.path)
 
             if not check_mode:
                 try:
@@ -431,8 +447,10 @@ class ActionModule(ActionBase):
                 module_args["verify_known_token"] = params["verify"]
             self._use_pipelining()
             module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+            # A secret written by an older version (not !unsafe) is rewritten with the tag once.
+            rewrite = bool(stored) and not stored_unsafe
             return self._finish(module_result, params, vault_file, vault, encrypt_secret, envelope_label, state,
-                                mapping, previous, stored, check_mode, tmp_fd, tmp_path)
+                                mapping, previous, stored, rewrite, check_mode, tmp_fd, tmp_path)
         finally:
             if tmp_path is not None and os.path.exists(tmp_path):
                 try:
@@ -444,7 +462,7 @@ class ActionModule(ActionBase):
                 lock.release()
 
     def _finish(self, module_result, params, vault_file, vault, encrypt_secret, envelope_label, state, mapping,
-                previous, stored, check_mode, tmp_fd, tmp_path):
+                previous, stored, rewrite, check_mode, tmp_fd, tmp_path):
         var = params["vault_var"]
         result = dict(vault_file=vault_file.path, vault_var=var)
         for key in ("warnings", "deprecations"):
@@ -464,10 +482,12 @@ class ActionModule(ActionBase):
             if key in module_result:
                 result[key] = module_result[key]
         new_secret = module_result.get("token")
+        live = new_secret or (stored if result.get("operation") == "none" else None)
         new_mapping = None
-        if state == "present" and new_secret:
+        if state == "present" and live and (new_secret or rewrite):
+            # Always !unsafe: a later play reading the variable must never render the server's string as a template.
             new_mapping = dict(mapping)
-            new_mapping[var] = plain(new_secret)
+            new_mapping[var] = unsafe(live)
         elif state == "absent" and var in mapping:
             new_mapping = dict((key, value) for key, value in mapping.items() if key != var)
 
@@ -486,9 +506,7 @@ class ActionModule(ActionBase):
                     return result
         result["changed"] = bool(module_result.get("changed")) or written
         result["file_changed"] = written
-        if state == "present":
-            secret = new_secret or (stored if result.get("operation") == "none" else None)
-            if secret:
-                # Never as ansible_facts: a fact cache (jsonfile, AWX/AAP) would write it to disk in clear.
-                result["token"] = plain(secret)
+        if state == "present" and live:
+            # Never as ansible_facts: a fact cache (jsonfile, AWX/AAP) would write it to disk in clear.
+            result["token"] = plain(live)
         return result

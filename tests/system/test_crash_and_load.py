@@ -100,9 +100,17 @@ if MODE and TARGET and MARKER:
 '''
 
 
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+# The secret is stored as !unsafe (never rendered as a template by a play that reads it).
+_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
 def decrypt(path):
     vault = VaultLib([("default", VaultSecret(PASSWORD.encode()))])
-    return yaml.safe_load(vault.decrypt(Path(path).read_bytes()))
+    return yaml.load(vault.decrypt(Path(path).read_bytes()), Loader=_Loader)
 
 
 def live(emulator, org):

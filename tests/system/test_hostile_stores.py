@@ -18,6 +18,8 @@ Each case records a row of the reliability suite ``hostile``.
 """
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -199,6 +201,147 @@ def role_play(emulator, **role_vars):
 
 def pwned(run):
     return (run.workdir / PWNED).exists()
+
+
+# -- Ansible Vault store ------------------------------------------------------------------------------
+
+def _assert_stored_unsafe(path, secret):
+    assert decrypt(path)["vault_tfe_audit_trail_token"] == ("!unsafe", secret), "stored as !unsafe"
+
+
+def test_ansible_vault_hostile_server_runs_nothing(emulator, play):
+    answer_create_with(emulator)
+
+    run = play(role_play(emulator))
+    vault_file = run.workdir / VAULT_REL
+    # The client may refuse the answer (then nothing is stored); if it does not, the store must hold it inert.
+    stored = vault_file.exists() and "vault_tfe_audit_trail_token" in decrypt(vault_file)
+    assert [r["method"] for r in emulator.requests].count("POST") == 1, "the hostile answer was served"
+    if stored:
+        assert run.rc == 0, run
+        _assert_stored_unsafe(vault_file, HOSTILE)
+    else:
+        assert run.rc != 0 and "was not changed" in run.stdout, run
+    reader = play(READER_ANSIBLE_VAULT.format(vault_file=vault_file, url=emulator.url), name="reader.yml") \
+        if stored else None
+
+    executed = pwned(run)
+    record("hostile", "Ansible Vault store: create answered with a template as token",
+           outcome="stored as !unsafe" if stored else "refused, nothing stored",
+           code_execution=int(executed), truncated=0, token_off_host=0)
+    assert not executed, "the role's own run rendered the server's string"
+    if reader is not None:
+        assert reader.rc == 0, reader
+        assert '"msg": %d' % len(HOSTILE) in reader.stdout, "the variable holds the string as it is"
+        assert any(r["path"].endswith("/audit-trail") for r in emulator.requests), "the events module ran"
+        assert not pwned(reader), "a later play rendered the stored string"
+
+
+def test_ansible_vault_store_on_its_own_writes_unsafe(emulator, play, stub_collections, ansible_bin, password_file):
+    run = play(role_play(emulator), collections=stub_collections)
+    assert run.rc == 0, run
+    vault_file = run.workdir / VAULT_REL
+    _assert_stored_unsafe(vault_file, HOSTILE)
+    assert not pwned(run), "the same play rendered the variable the role set"
+
+    later = play(READER_ANSIBLE_VAULT.format(vault_file=vault_file, url=emulator.url), name="reader.yml")
+    assert later.rc == 0, later
+    assert not pwned(later), "a later play rendered the stored string"
+
+    # The action's own YAML round trip keeps the tag (the stub keeps the token: nothing to write) ...
+    again = play(role_play(emulator, audit_trail_token_backup="false"), collections=stub_collections)
+    assert again.rc == 0, again
+    _assert_stored_unsafe(vault_file, HOSTILE)
+    # ... and so do ansible-vault view and edit (an editor that adds a variable).
+    view = subprocess.run([str(ansible_bin / "ansible-vault"), "view", "--vault-password-file", str(password_file),
+                           str(vault_file)], capture_output=True, text=True, check=True)
+    assert "vault_tfe_audit_trail_token: !unsafe" in view.stdout
+    editor = run.workdir.parent / "editor.sh"
+    editor.write_text("#!/bin/sh\necho 'added_by_hand: 1' >> \"$1\"\n")
+    editor.chmod(0o700)
+    subprocess.run([str(ansible_bin / "ansible-vault"), "edit", "--vault-password-file", str(password_file),
+                    str(vault_file)], env=dict(os.environ, EDITOR=str(editor)), capture_output=True, check=True)
+    assert decrypt(vault_file)["added_by_hand"] == 1
+    _assert_stored_unsafe(vault_file, HOSTILE)
+    after_edit = play(READER_ANSIBLE_VAULT.format(vault_file=vault_file, url=emulator.url), name="reader.yml")
+    assert after_edit.rc == 0, after_edit
+
+    executed = any(pwned(r) for r in (run, later, again, after_edit))
+    record("hostile", "Ansible Vault store on its own: a template as token, read by later plays, "
+           "after ansible-vault edit", outcome="inert (!unsafe)", code_execution=int(executed), truncated=0,
+           token_off_host=0)
+    assert not executed
+
+
+def test_a_hostile_secret_stored_by_an_older_version_is_replaced_and_never_rendered(emulator, play):
+    """A file written before the fix holds the string as a plain scalar: the next run must not render it,
+    finds it stale (401) and stores a real token, as !unsafe."""
+    vault = VaultLib([("default", VaultSecret(PASSWORD.encode()))])
+    path = Path(play(role_play(emulator), "--syntax-check").workdir) / VAULT_REL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(vault.encrypt(yaml.safe_dump({"vault_tfe_audit_trail_token": HOSTILE}),
+                                   secret=VaultSecret(PASSWORD.encode())))
+    emulator.regenerate_audit_trail_token("acme")
+
+    run = play(role_play(emulator))
+
+    assert run.rc == 0, run
+    live = emulator.audit_trail_token("acme")["token"]
+    _assert_stored_unsafe(path, live)
+    record("hostile", "Ansible Vault store: a plain-scalar template left by an older version",
+           outcome="replaced by a live token (!unsafe)", code_execution=int(pwned(run)), truncated=0,
+           token_off_host=0)
+    assert not pwned(run)
+
+
+# -- HashiCorp Vault / OpenBao store ------------------------------------------------------------------
+
+def _hashi_play(emulator, **role_vars):
+    return role_play(emulator, audit_trail_token_store="hashi_vault", audit_trail_token_hashi_vault_path=KV_PATH,
+                     **role_vars)
+
+
+def _kv_token(openbao):
+    try:
+        return openbao.client().secrets.kv.v2.read_secret_version(
+            path=KV_PATH, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]["token"]
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+@pytest.mark.parametrize("source", ["server", "store on its own"])
+def test_hashi_vault_hostile_token_runs_nothing(emulator, play, openbao, stub_collections, source):
+    env = openbao.env()
+    if source == "server":
+        answer_create_with(emulator)
+        run = play(_hashi_play(emulator), env=env)
+    else:
+        run = play(_hashi_play(emulator), env=env, collections=stub_collections)
+    stored = _kv_token(openbao)
+    if source == "store on its own":
+        assert run.rc == 0, run
+    else:
+        assert [r["method"] for r in emulator.requests].count("POST") == 1, "the hostile answer was served"
+        assert stored or "could not be ensured" in run.stdout, run
+    assert stored in (None, HOSTILE)
+    assert (run.rc == 0) == (stored == HOSTILE), run
+
+    later = play(READER_HASHI_VAULT.format(path=KV_PATH, url=emulator.url), env=env, name="reader.yml") \
+        if stored else None
+    if later is not None:
+        assert later.rc == 0, later
+        assert HOSTILE in later.stdout, "the lookup returned the string as it is"
+    # The role again with verify off: the stored string goes through set_fact and known_token untouched.
+    trusted = play(_hashi_play(emulator, audit_trail_token_verify="false"), env=env,
+                   collections=stub_collections if source != "server" else None) if stored else None
+
+    executed = any(pwned(r) for r in (run, later, trusted) if r is not None)
+    record("hostile", "HashiCorp Vault store (%s): a template as token, read back by the role and a lookup" % source,
+           outcome="stored, inert" if stored else "refused, nothing stored", code_execution=int(executed),
+           truncated=0, token_off_host=0)
+    assert not executed
+    if trusted is not None:
+        assert trusted.rc == 0, trusted
 
 
 # -- planted files (item 8) -------------------------------------------------------------------------------

@@ -45,10 +45,15 @@ PLAYBOOK = """
 """
 
 
+class Unsafe(str):
+    """A ``!unsafe`` scalar of a vault file: equal to its text, and tells that it was tagged."""
+
+
 class _TagLoader(yaml.SafeLoader):
     pass
 
 
+_TagLoader.add_constructor("!unsafe", lambda loader, node: Unsafe(loader.construct_scalar(node)))
 _TagLoader.add_multi_constructor("!", lambda loader, suffix, node: (node.tag, loader.construct_scalar(node)))
 
 
@@ -57,9 +62,16 @@ def sha256(text):
 
 
 def decrypt(path, password=PASSWORD):
-    """The decrypted mapping of a vault file (local tags kept as (tag, value) pairs)."""
+    """The decrypted mapping of a vault file (``!unsafe`` as :class:`Unsafe`, other local tags as (tag, value))."""
     vault = VaultLib([("default", VaultSecret(password.encode()))])
     return yaml.load(vault.decrypt(Path(path).read_bytes()), Loader=_TagLoader)
+
+
+def stored_secret(path, var="vault_tfe_audit_trail_token"):
+    """The secret in the vault file, which must be tagged ``!unsafe`` (never rendered as a template)."""
+    value = decrypt(path)[var]
+    assert isinstance(value, Unsafe), "%s is stored as !unsafe" % var
+    return value
 
 
 def encrypt(mapping_text, password=PASSWORD):
@@ -133,6 +145,7 @@ def test_1_first_run_creates_and_stores(emulator, role, password_file, variant):
     path = run.workdir / VAULT_REL
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert decrypt(path) == {"vault_tfe_audit_trail_token": live(emulator)}
+    assert stored_secret(path) == live(emulator)
     header = path.read_bytes().splitlines()[0]
     assert header == (b"$ANSIBLE_VAULT;1.2;AES256;prod" if variant == "vault-id" else b"$ANSIBLE_VAULT;1.1;AES256")
     assert (run.workdir / "fact.sha256").read_text() == sha256(live(emulator))
@@ -499,3 +512,4 @@ def test_11_concurrent_runs_end_consistent(emulator, role, collections_path, tmp
         [path.name, path.name + ".bak", ".%s.lock" % path.name])
     posts = [m for m in mutations(emulator) if m[0] == "POST"]
     assert 4 <= len(posts) <= 5, posts  # 4 forced regenerations, plus the create unless a forced run came first
+
