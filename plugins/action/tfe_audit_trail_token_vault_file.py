@@ -203,13 +203,63 @@ class FileLock(object):
                 self.fd = None
 
 
+class _Reserved(object):
+    """A 0600 temp file in the vault file's directory with its disk space reserved before the API call,
+    so that writing the new secret after the call cannot run out of space."""
+
+    def __init__(self, directory, prefix, suffix):
+        self.fd, self.path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+
+    def reserve(self, size):
+        try:
+            os.posix_fallocate(self.fd, 0, size)
+            return
+        except AttributeError:  # not on every platform: claim the blocks by writing them
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+        view = memoryview(bytes(size))
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def commit(self, data, target):
+        """Write ``data`` over the reserved space and rename the file to ``target`` (atomic)."""
+        fd, self.fd = self.fd, None
+        try:
+            os.fchmod(fd, 0o600)
+            os.lseek(fd, 0, os.SEEK_SET)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.path, target)
+        self.path = None
+
+    def discard(self):
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = None
+        if self.path is not None:
+            _unlink(self.path)
+            self.path = None
+
+
 class VaultFile(object):
-    """The vault file: paths, read/decrypt, atomic encrypted write with one backup."""
+    """The vault file: paths, read/decrypt, atomic encrypted write with one backup, and the pending file
+    that keeps a new secret when the vault file could not be written."""
 
     def __init__(self, path):
         self.path = os.path.abspath(path)
         self.directory, self.name = os.path.split(self.path)
         self.lock_path = os.path.join(self.directory, ".%s.lock" % self.name)
+        self.pending_path = os.path.join(self.directory, ".%s.pending" % self.name)
         self.backup_path = self.path + ".bak"
         self.tmp_prefix = ".%s." % self.name
         self.tmp_suffix = ".tmp"
@@ -218,71 +268,61 @@ class VaultFile(object):
         """Temp files of a run that was killed mid-write (only ever ciphertext); call with the lock held."""
         pattern = os.path.join(glob.escape(self.directory), glob.escape(self.tmp_prefix) + "*" + self.tmp_suffix)
         for leftover in glob.glob(pattern):
-            try:
-                os.unlink(leftover)
-            except OSError:
-                pass
+            _unlink(leftover)
 
     def read(self, vault):
         """``(encrypted bytes or None, mapping)``; raises StoreError before anything is changed."""
-        try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
-        except (IOError, OSError) as exc:
-            if exc.errno == errno.ENOENT:
-                return None, {}
-            raise StoreError("cannot read the vault file %s: %s" % (self.path, to_native(exc.strerror or exc)))
-        if not data.strip():
-            return data, {}
-        if not is_encrypted(data):
-            raise StoreError("%s is not an Ansible Vault encrypted file (it must be encrypted as a whole, as "
-                             "'ansible-vault encrypt' does); refusing to touch it: encrypt it, or choose another "
-                             "vault_file" % self.path)
-        try:
-            plaintext = vault.decrypt(data)
-        except AnsibleError as exc:
-            raise StoreError("cannot decrypt the vault file %s with the vault secrets of this run (%s): wrong "
-                             "vault password or vault id? The file was not changed." % (self.path, _vault_error(exc)))
-        try:
-            mapping = yaml.load(to_text(plaintext, errors="surrogate_or_strict"), Loader=_Loader)
-        except yaml.YAMLError as exc:
-            # The plaintext is not shown: it may be the secret itself.
-            raise StoreError("the vault file %s does not hold valid YAML (%s); fix it with 'ansible-vault edit'"
-                             % (self.path, getattr(exc, "problem", None) or "parse error"))
-        if mapping is None:
-            mapping = {}
-        if not isinstance(mapping, dict):
-            raise StoreError("the vault file %s must hold a YAML mapping of variables, it holds a %s; fix it with "
-                             "'ansible-vault edit'" % (self.path, type(mapping).__name__))
-        return data, mapping
+        return _read_mapping(self.path, vault, "the vault file")
 
-    def new_temp(self):
-        """A 0600 temp file in the file's directory (proves it writable); returns ``(fd, path)``."""
-        return tempfile.mkstemp(prefix=self.tmp_prefix, suffix=self.tmp_suffix, dir=self.directory)
+    def read_pending(self, vault):
+        """The mapping kept in the pending file by a run that could not write the vault file ({} if none)."""
+        return _read_mapping(self.pending_path, vault, "the pending secret file")[1]
 
-    def _replace(self, fd, tmp_path, data, target):
+    def reserve(self, size):
+        """A :class:`_Reserved` temp file of ``size`` bytes; raises OSError (ENOSPC, EACCES, ...)."""
+        reserved = _Reserved(self.directory, self.tmp_prefix, self.tmp_suffix)
         try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp_path, target)
+            reserved.reserve(size)
+        except BaseException:
+            reserved.discard()
+            raise
+        return reserved
 
-    def write(self, fd, tmp_path, data, previous, backup):
-        """Atomically replace the file with ``data`` (ciphertext); keep ``previous`` as ``<file>.bak``."""
-        if backup and previous:
-            bak_fd, bak_tmp = self.new_temp()
-            try:
-                self._replace(bak_fd, bak_tmp, previous, self.backup_path)
-            except BaseException:
-                _unlink(bak_tmp)
-                raise
-        self._replace(fd, tmp_path, data, self.path)
+    def fsync_directory(self):
         _fsync_dir(self.directory)
+
+
+def _read_mapping(path, vault, what):
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None, {}
+        raise StoreError("cannot read %s %s: %s" % (what, path, to_native(exc.strerror or exc)))
+    if not data.strip():
+        return data, {}
+    if not is_encrypted(data):
+        raise StoreError("%s is not an Ansible Vault encrypted file (it must be encrypted as a whole, as "
+                         "'ansible-vault encrypt' does); refusing to touch it: encrypt it, or choose another "
+                         "vault_file" % path)
+    try:
+        plaintext = vault.decrypt(data)
+    except AnsibleError as exc:
+        raise StoreError("cannot decrypt %s %s with the vault secrets of this run (%s): wrong "
+                         "vault password or vault id? The file was not changed." % (what, path, _vault_error(exc)))
+    try:
+        mapping = yaml.load(to_text(plaintext, errors="surrogate_or_strict"), Loader=_Loader)
+    except yaml.YAMLError as exc:
+        # The plaintext is not shown: it may be the secret itself.
+        raise StoreError("%s %s does not hold valid YAML (%s); fix it with 'ansible-vault edit'"
+                         % (what, path, getattr(exc, "problem", None) or "parse error"))
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, dict):
+        raise StoreError("%s %s must hold a YAML mapping of variables, it holds a %s; fix it with "
+                         "'ansible-vault edit'" % (what, path, type(mapping).__name__))
+    return data, mapping
 
 
 def _secret_of(mapping, var, path):
@@ -306,6 +346,10 @@ def _unlink(path):
 def _vault_error(exc):
     text = to_native(getattr(exc, "message", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _os_error(exc):
+    return to_native(exc.strerror or exc)
 
 
 class ActionModule(ActionBase):
@@ -398,71 +442,94 @@ class ActionModule(ActionBase):
         except Exception:  # pylint: disable=broad-except
             pass
 
+    def _encrypt(self, mapping):
+        return self._vault.encrypt(dump_mapping(mapping), secret=self._encrypt_secret, vault_id=self._envelope_label)
+
+    def _reserve(self, vault_file, mapping, var, known, previous, backup):
+        """Temp files with room for everything the run may write after the API call (the new file, its
+        backup, the pending secret), so that a full disk fails the run before HCP Terraform revokes the
+        stored token. The probe secret is much longer than any real token."""
+        probe = unsafe("x" * max(4096, 2 * len(known or "")))
+        sizes = dict(file=len(self._encrypt(dict(mapping, **{var: probe}))),
+                     pending=len(self._encrypt({var: probe})))
+        if backup and previous:
+            sizes["backup"] = len(previous)
+        reserved = {}
+        try:
+            for key, size in sizes.items():
+                reserved[key] = vault_file.reserve(size)
+        except (IOError, OSError) as exc:
+            for item in reserved.values():
+                item.discard()
+            raise StoreError("cannot write in %s (%s, reserving %d bytes for the new vault file, its backup and "
+                             "the pending secret); free some space or make the directory writable, or choose "
+                             "another vault_file; nothing was changed"
+                             % (vault_file.directory, _os_error(exc), sum(sizes.values())))
+        return reserved
+
+    def _lock(self, vault_file, timeout, check_mode):
+        """The lock on the vault file, or None in check mode when it cannot be had (check mode writes nothing,
+        and never creates the lock file)."""
+        if not check_mode:
+            try:
+                _make_dirs(vault_file.directory)
+            except OSError as exc:
+                raise StoreError("cannot create the directory %s for the vault file: %s; nothing was changed"
+                                 % (vault_file.directory, _os_error(exc)))
+        if not os.path.isdir(vault_file.directory):
+            return None
+        lock = FileLock(vault_file.lock_path, timeout)
+        try:
+            if not lock.acquire(create=not check_mode):
+                return None
+        except (IOError, OSError) as exc:
+            if not check_mode:
+                raise StoreError("cannot write in %s (lock file %s: %s); make the directory writable or "
+                                 "choose another vault_file; nothing was changed"
+                                 % (vault_file.directory, vault_file.lock_path, _os_error(exc)))
+            return None
+        return lock
+
     def _run(self, task_vars):
         params, module_args, state = self._options()
-        secrets, encrypt_secret, envelope_label = self._secrets(params)
-        vault = VaultLib(secrets)
+        secrets, self._encrypt_secret, self._envelope_label = self._secrets(params)
+        self._vault = VaultLib(secrets)
         vault_file = VaultFile(params["vault_file"])
         var = params["vault_var"]
         check_mode = bool(self._play_context.check_mode)
 
-        lock = None
-        tmp_fd = tmp_path = None
+        lock = self._lock(vault_file, params["lock_timeout"], check_mode)
+        reserved = {}
         try:
-            if not check_mode:
-                try:
-                    _make_dirs(vault_file.directory)
-                except OSError as exc:
-                    raise StoreError("cannot create the directory %s for the vault file: %s; nothing was changed"
-                                     % (vault_file.directory, to_native(exc.strerror or exc)))
-            if os.path.isdir(vault_file.directory):
-                lock = FileLock(vault_file.lock_path, params["lock_timeout"])
-                try:
-                    if not lock.acquire(create=not check_mode):
-                        lock = None  # check mode never creates the lock file; reading without it is fine
-                except (IOError, OSError) as exc:
-                    if not check_mode:
-                        raise StoreError("cannot write in %s (lock file %s: %s); make the directory writable or "
-                                         "choose another vault_file; nothing was changed"
-                                         % (vault_file.directory, vault_file.lock_path,
-                                            to_native(exc.strerror or exc)))
-                    lock = None  # check mode writes nothing: reading without the lock is fine
-                if lock is not None and not check_mode:
-                    vault_file.remove_leftovers()
-
-            previous, mapping = vault_file.read(vault)
+            if lock is not None and not check_mode:
+                vault_file.remove_leftovers()
+            previous, mapping = vault_file.read(self._vault)
             stored, stored_unsafe = _secret_of(mapping, var, vault_file.path)
-
+            pending_mapping = vault_file.read_pending(self._vault)
+            pending, dummy = _secret_of(pending_mapping, var, vault_file.pending_path)
+            # A pending secret was generated after the stored one (which that generation revoked): verify it first.
+            known = pending or stored
             if not check_mode:
-                try:
-                    tmp_fd, tmp_path = vault_file.new_temp()
-                except (IOError, OSError) as exc:
-                    raise StoreError("cannot write in %s (%s); make the directory writable or choose another "
-                                     "vault_file; nothing was changed"
-                                     % (vault_file.directory, to_native(exc.strerror or exc)))
+                reserved = self._reserve(vault_file, mapping, var, known, previous, params["backup"])
 
             module_args = dict(module_args)
             if state == "present":
-                module_args["known_token"] = stored or ""
+                module_args["known_token"] = known or ""
                 module_args["verify_known_token"] = params["verify"]
             self._use_pipelining()
             module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
-            # A secret written by an older version (not !unsafe) is rewritten with the tag once.
-            rewrite = bool(stored) and not stored_unsafe
-            return self._finish(module_result, params, vault_file, vault, encrypt_secret, envelope_label, state,
-                                mapping, previous, stored, rewrite, check_mode, tmp_fd, tmp_path)
+            run = dict(params=params, vault_file=vault_file, state=state, mapping=mapping, previous=previous,
+                       known=known, rewrite=bool(pending and pending != stored) or (bool(stored) and not stored_unsafe),
+                       pending_exists=bool(pending), check_mode=check_mode, reserved=reserved)
+            return self._finish(module_result, run)
         finally:
-            if tmp_path is not None and os.path.exists(tmp_path):
-                try:
-                    os.close(tmp_fd)
-                except OSError:
-                    pass
-                _unlink(tmp_path)
+            for item in reserved.values():
+                item.discard()
             if lock is not None:
                 lock.release()
 
-    def _finish(self, module_result, params, vault_file, vault, encrypt_secret, envelope_label, state, mapping,
-                previous, stored, rewrite, check_mode, tmp_fd, tmp_path):
+    def _finish(self, module_result, run):
+        params, vault_file, state, mapping = run["params"], run["vault_file"], run["state"], run["mapping"]
         var = params["vault_var"]
         result = dict(vault_file=vault_file.path, vault_var=var)
         for key in ("warnings", "deprecations"):
@@ -482,31 +549,59 @@ class ActionModule(ActionBase):
             if key in module_result:
                 result[key] = module_result[key]
         new_secret = module_result.get("token")
-        live = new_secret or (stored if result.get("operation") == "none" else None)
+        live = new_secret or (run["known"] if result.get("operation") == "none" else None)
         new_mapping = None
-        if state == "present" and live and (new_secret or rewrite):
+        if state == "present" and live and (new_secret or run["rewrite"]):
             # Always !unsafe: a later play reading the variable must never render the server's string as a template.
             new_mapping = dict(mapping)
             new_mapping[var] = unsafe(live)
-        elif state == "absent" and var in mapping:
+        elif state == "absent" and (var in mapping or run["pending_exists"]):
             new_mapping = dict((key, value) for key, value in mapping.items() if key != var)
 
-        written = False
-        if new_mapping is not None:
-            written = True
-            if not check_mode:
-                ciphertext = vault.encrypt(dump_mapping(new_mapping), secret=encrypt_secret, vault_id=envelope_label)
-                try:
-                    vault_file.write(tmp_fd, tmp_path, ciphertext, previous, params["backup"])
-                except (IOError, OSError) as exc:
-                    result.update(failed=True, changed=True,
-                                  msg="HCP Terraform answered (%s), but writing %s failed: %s. The file still holds "
-                                      "the previous content; run again to generate and store a new token."
-                                      % (result.get("operation"), vault_file.path, to_native(exc.strerror or exc)))
-                    return result
+        written = new_mapping is not None
+        if not written and run["pending_exists"] and not run["check_mode"]:
+            # The run that kept it was killed after writing the file: the file already holds this secret.
+            _unlink(vault_file.pending_path)
+        if written and not run["check_mode"]:
+            failure = self._write(vault_file, run["reserved"], new_mapping, var, new_secret, run["previous"],
+                                  params["backup"], run["pending_exists"])
+            if failure:
+                result.update(failed=True, changed=True,
+                              msg="HCP Terraform answered (%s), but writing %s failed: %s"
+                                  % (result.get("operation"), vault_file.path, failure))
+                return result
         result["changed"] = bool(module_result.get("changed")) or written
         result["file_changed"] = written
         if state == "present" and live:
             # Never as ansible_facts: a fact cache (jsonfile, AWX/AAP) would write it to disk in clear.
             result["token"] = plain(live)
         return result
+
+    def _write(self, vault_file, reserved, new_mapping, var, new_secret, previous, backup, pending_exists):
+        """Write the new file (pending secret first, then backup and file); a message when it failed."""
+        kept = False
+        if new_secret:
+            # Before the vault file: if that write fails (or the run is killed), the next run finds the new
+            # secret here, encrypted, instead of a revoked token in the file.
+            try:
+                reserved.pop("pending").commit(self._encrypt({var: unsafe(new_secret)}), vault_file.pending_path)
+                vault_file.fsync_directory()
+                kept = True
+            except (IOError, OSError):
+                kept = False
+        try:
+            if backup and previous:
+                reserved.pop("backup").commit(previous, vault_file.backup_path)
+            reserved.pop("file").commit(self._encrypt(new_mapping), vault_file.path)
+            vault_file.fsync_directory()
+        except (IOError, OSError) as exc:
+            if kept or (pending_exists and not new_secret):
+                return ("%s. The file still holds the previous content; the new secret is kept, encrypted, in %s: "
+                        "run again once the file can be written, and it is verified and stored."
+                        % (_os_error(exc), vault_file.pending_path))
+            return ("%s. The file still holds the previous content and the new secret could not be kept; run "
+                    "again to generate and store a new token." % _os_error(exc))
+        if kept or pending_exists:
+            _unlink(vault_file.pending_path)
+            vault_file.fsync_directory()
+        return None
