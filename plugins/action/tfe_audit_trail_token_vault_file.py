@@ -30,6 +30,7 @@ import time
 
 import yaml
 
+from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.text.converters import to_native, to_text
@@ -373,6 +374,11 @@ class ActionModule(ActionBase):
     # -- steps ---------------------------------------------------------------------------------
 
     def _options(self):
+        if C.DEFAULT_KEEP_REMOTE_FILES:
+            # The module's arguments (the stored secret, the API token) would stay on disk in clear text.
+            raise StoreError("refusing to run with ANSIBLE_KEEP_REMOTE_FILES (keep_remote_files in ansible.cfg) "
+                             "enabled: it keeps the module's arguments, which hold the stored secret and the API "
+                             "token, on disk in clear text. Unset it for this run; nothing was changed")
         args = dict(self._task.args)
         own = dict((key, args.pop(key)) for key in list(args) if key in OWN_ARGUMENT_SPEC)
         for key in RESERVED:

@@ -387,3 +387,30 @@ def test_check_mode_does_not_create_the_lock_file(emulator, play):
 
     assert run.rc == 0, run
     assert sorted(p.name for p in vault_file.parent.iterdir()) == listing, "check mode created nothing"
+
+
+def test_keep_remote_files_is_refused(emulator, play, tmp_path):
+    """ANSIBLE_KEEP_REMOTE_FILES keeps the module's arguments (the stored secret, the API token) on disk."""
+    first = play(role_play(emulator))
+    assert first.rc == 0, first
+    emulator.clear_requests()
+    stored = emulator.audit_trail_token("acme")["token"]
+
+    run = play(role_play(emulator), env={"ANSIBLE_KEEP_REMOTE_FILES": "1"})
+
+    assert run.rc != 0, run
+    assert "ANSIBLE_KEEP_REMOTE_FILES" in run.stdout, run
+    assert emulator.requests == [], "refused before any API call"
+    on_disk = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()
+               and stored.encode() in p.read_bytes()]
+    assert on_disk == []
+
+
+def test_keep_remote_files_is_refused_by_the_hashi_vault_store(emulator, play, openbao):
+    run = play(_hashi_play(emulator), env=dict(openbao.env(), ANSIBLE_KEEP_REMOTE_FILES="1"))
+
+    assert run.rc != 0, run
+    assert "ANSIBLE_KEEP_REMOTE_FILES" in run.stdout, run
+    assert emulator.requests == [], "refused before any API call"
+    assert _kv_token(openbao) is None
+
