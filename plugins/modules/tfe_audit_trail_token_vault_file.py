@@ -18,13 +18,21 @@ description:
     set to the stored secret (so a stale, missing or expiring secret leads to a new token) and writes the new secret
     when one was generated. The other variables of the file are kept as they are.
   - The whole step holds an exclusive lock (C(flock) on C(.<file name>.lock) beside the file), so concurrent runs for
-    the same file are serialised from the read to the write.
+    the same file are serialised from the read to the write. The lock file is never created in check mode, and a
+    symbolic link in its place fails the task instead of being followed.
   - Everything that can fail without the API (options, vault secret, wrong vault password, a file that is not
-    an encrypted YAML mapping, a directory that cannot be written) fails before the first API call, with the file
-    untouched.
+    an encrypted YAML mapping, a directory that cannot be written, too little free space for the new file, its
+    backup and the pending secret) fails before the first API call, with the file untouched.
+  - The secret is written as C(!unsafe), so that a play that reads the variable later never renders it as a
+    template, whatever the server answered.
   - The file is written atomically (a 0600 temp file in the same directory, C(fsync), rename, C(fsync) of the
     directory), encrypted with C(AES256) and a random salt, with mode C(0600). The previous file is kept, still
     encrypted, as C(<file>.bak) when O(backup=true). The plaintext secret is never written to disk.
+  - A newly generated secret is first kept, encrypted the same way, in C(.<file name>.pending) beside the file. If
+    the file cannot be written (or the run is killed before it is), the next run verifies the kept secret against
+    HCP Terraform, like a stored one, and stores it.
+  - Refuses to run when C(ANSIBLE_KEEP_REMOTE_FILES) is enabled, which would keep the module's arguments (the stored
+    secret, the API token) on disk in clear text.
   - The task's output is hidden (as with C(no_log)) whenever the result holds the secret, while C(register)
     receives it.
   - This is an action plugin that runs on the controller; the module's own part runs where the task runs
@@ -124,6 +132,8 @@ options:
 notes:
   - Runs only as an action on the controller; calling the module file directly fails.
   - The lock file C(.<file name>.lock) stays beside the file (removing it could let two runs hold different locks).
+  - The task's arguments include the API token when it comes from C(module_defaults) or O(token); with
+    C(ANSIBLE_DISPLAY_ARGS_TO_STDOUT) Ansible prints them unless the task is C(no_log) (the role's task is).
 seealso:
   - module: tfe.audit.tfe_audit_trail_token
   - name: Ansible Vault
