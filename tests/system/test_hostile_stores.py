@@ -36,23 +36,8 @@ PWNED = "pwned.txt"
 HOSTILE = "{{ lookup('pipe', 'id > %s') }}" % PWNED
 KV_PATH = "tfe/acme-audit-trail"
 
-ROLE_PLAY = """
-- name: The role stores what the server answered
-  hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-  roles:
-    - role: tfe.audit.audit_trail_token
-      vars:
-        audit_trail_token_organization: acme
-        audit_trail_token_hostname: {url}
-{role_vars}
-  post_tasks:
-    - name: Later tasks of the same play use the variable the role set
-      ansible.builtin.debug:
-        msg: "{{{{ vault_tfe_audit_trail_token | default('') | length }}}} {{{{ [vault_tfe_audit_trail_token | default('')] | join }}}}"
-"""
+SAME_PLAY_USE = "{{ vault_tfe_audit_trail_token | default('') | length }} {{ [vault_tfe_audit_trail_token | default('')] | join }}"
+
 
 READER_ANSIBLE_VAULT = """
 - name: A later play reads the vault file (group_vars beside the playbook, and vars_files)
@@ -195,8 +180,14 @@ def play(run_playbook, emulator, admin_token, password_file, collections_path, t
 
 
 def role_play(emulator, **role_vars):
-    lines = "".join("        %s: %s\n" % (key, value) for key, value in role_vars.items())
-    return ROLE_PLAY.format(url=emulator.url, role_vars=lines.rstrip("\n"))
+    """The role, then a later task of the same play that uses the variable the role set."""
+    role_vars = dict(audit_trail_token_organization="acme", audit_trail_token_hostname=emulator.url, **role_vars)
+    return yaml.safe_dump([{
+        "name": "The role stores what the server answered", "hosts": "localhost", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+        "roles": [{"role": "tfe.audit.audit_trail_token", "vars": role_vars}],
+        "post_tasks": [{"name": "Later tasks of the same play use the variable the role set",
+                        "ansible.builtin.debug": {"msg": SAME_PLAY_USE}}]}], sort_keys=False)
 
 
 def pwned(run):
@@ -413,4 +404,3 @@ def test_keep_remote_files_is_refused_by_the_hashi_vault_store(emulator, play, o
     assert "ANSIBLE_KEEP_REMOTE_FILES" in run.stdout, run
     assert emulator.requests == [], "refused before any API call"
     assert _kv_token(openbao) is None
-

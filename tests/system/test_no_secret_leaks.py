@@ -346,7 +346,7 @@ DISPLAY_ARGS_PLAYBOOK = """
 
 @pytest.mark.parametrize("lazy_banner", [False, True], ids=["banner at task start", "banner with the result"])
 def test_display_args_to_stdout_keeps_the_api_token_out(emulator, admin_token, run_playbook, openbao, test_collections,
-                                                       collections_path, tmp_path, lazy_banner):
+                                                        collections_path, tmp_path, lazy_banner):
     callbacks = tmp_path / "callbacks"
     callbacks.mkdir()
     (callbacks / "task_args_events.py").write_text(TASK_ARGS_CALLBACK)
