@@ -24,10 +24,11 @@ import os
 import re
 
 from ansible import constants as C
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token_vault_file import OWN_OPTIONS, argument_spec
 from ansible_collections.tfe.audit.plugins.plugin_utils._vault_file import (
     StoreError,
     StoreRun,
@@ -37,18 +38,7 @@ from ansible_collections.tfe.audit.plugins.plugin_utils._vault_file import (
 )
 
 MODULE = "tfe.audit.tfe_audit_trail_token"
-DEFAULT_VAULT_VAR = "vault_tfe_audit_trail_token"
-
-# Options of this action; every other option is passed to the module (which validates it).
-OWN_ARGUMENT_SPEC = dict(
-    vault_file=dict(type="path", required=True),
-    vault_var=dict(type="str", default=DEFAULT_VAULT_VAR),
-    vault_id=dict(type="str"),
-    vault_password_file=dict(type="path", no_log=False),
-    backup=dict(type="bool", default=True),
-    lock_timeout=dict(type="float", default=300),
-    verify=dict(type="bool", default=True),
-)
+DEFAULT_VAULT_VAR = OWN_OPTIONS["vault_var"]["default"]
 # Options of the module that this action sets itself.
 RESERVED = ("known_token", "verify_known_token")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -67,8 +57,8 @@ class ActionModule(ActionBase):
         del tmp
         try:
             result.update(self._store(task_vars or {}))
-        except StoreError as exc:
-            result.update(failed=True, changed=False, msg=to_native(exc))
+        except (StoreError, AnsibleActionFail) as exc:
+            result.update(failed=True, changed=False, msg=to_native(getattr(exc, "message", None) or exc))
         if result.get("token"):
             result["_ansible_no_log"] = True
         return result
@@ -91,20 +81,16 @@ class ActionModule(ActionBase):
             raise StoreError("refusing to run with ANSIBLE_KEEP_REMOTE_FILES (keep_remote_files in ansible.cfg) "
                              "enabled: it keeps the module's arguments, which hold the stored secret and the API "
                              "token, on disk in clear text. Unset it for this run; nothing was changed")
-        args = dict(self._task.args)
-        own = dict((key, args.pop(key)) for key in list(args) if key in OWN_ARGUMENT_SPEC)
         for key in RESERVED:
-            if key in args:
+            if key in self._task.args:
                 raise StoreError("%s is set by this action itself (from the vault file); remove it from the task"
                                  % key)
-        validation = ArgumentSpecValidator(OWN_ARGUMENT_SPEC).validate(own)
-        if validation.error_messages:
-            raise StoreError("; ".join(validation.error_messages))
-        options = dict((key, plain(value)) for key, value in validation.validated_parameters.items())
+        # Types and choices of every option; the module checks the values of its own (dates, durations, ...).
+        validation, dummy = self.validate_argument_spec(argument_spec=argument_spec())
+        options = dict((key, plain(validation.validated_parameters[key])) for key in OWN_OPTIONS)
+        module_args = dict((key, value) for key, value in self._task.args.items() if key not in OWN_OPTIONS)
         _check(options)
-        if args.get("state", "present") not in ("present", "absent"):
-            raise StoreError("state must be present or absent, got %r" % args["state"])
-        return options, args
+        return options, module_args
 
     def _use_pipelining(self):
         """Run the module pipelined when the connection can, so its arguments (the stored secret) are
@@ -118,7 +104,7 @@ class ActionModule(ActionBase):
 
 
 def _check(options):
-    """The checks beyond the argument spec, each with an example of a valid value."""
+    """The checks an argument spec cannot state, each with an example of a valid value."""
     vault_file = options["vault_file"]
     if vault_file and os.path.isdir(vault_file):
         raise StoreError("vault_file %r is a directory; give the path of a vars file, %s" % (vault_file, _EXAMPLE_FILE))

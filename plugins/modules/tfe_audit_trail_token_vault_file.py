@@ -64,7 +64,9 @@ options:
     required: true
   vault_var:
     description:
-      - The variable in O(vault_file) that holds the secret; also the name of the fact set for later tasks.
+      - The variable in O(vault_file) that holds the secret.
+      - This action sets no variable or fact; the live secret is returned in RV(token). The role
+        C(tfe.audit.audit_trail_token) publishes it for later tasks under this name.
     type: str
     default: vault_tfe_audit_trail_token
   vault_id:
@@ -224,17 +226,26 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
 )
 
 
+# The one argument spec of tfe.audit.tfe_audit_trail_token_vault_file: this stub's (for the sanity tests'
+# check against DOCUMENTATION) and the action plugin's, which validates a task's arguments with it.
+OWN_OPTIONS = dict(
+    vault_file=dict(type="path", required=True),
+    vault_var=dict(type="str", default="vault_tfe_audit_trail_token"),
+    vault_id=dict(type="str"),
+    vault_password_file=dict(type="path", no_log=False),
+    backup=dict(type="bool", default=True),
+    lock_timeout=dict(type="float", default=300),
+    verify=dict(type="bool", default=True),
+)
+MUTUALLY_EXCLUSIVE = [("expired_at", "lifetime")]
+
+
 def argument_spec():
+    """The action's own options (OWN_OPTIONS), then those it hands to tfe.audit.tfe_audit_trail_token."""
     spec = dict(connection_argument_spec())
     spec.update(organization_argument_spec())
+    spec.update(OWN_OPTIONS)
     spec.update(
-        vault_file=dict(type="path", required=True),
-        vault_var=dict(type="str", default="vault_tfe_audit_trail_token"),
-        vault_id=dict(type="str"),
-        vault_password_file=dict(type="path", no_log=False),
-        backup=dict(type="bool", default=True),
-        lock_timeout=dict(type="float", default=300),
-        verify=dict(type="bool", default=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         force_regenerate=dict(type="bool", default=False),
         expired_at=dict(type="str"),
@@ -245,8 +256,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=[("expired_at", "lifetime")],
-                           supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True)
     module.fail_json(msg="tfe.audit.tfe_audit_trail_token_vault_file runs only as an action on the controller "
                          "(its action plugin); it cannot be run as a module on its own")
 
