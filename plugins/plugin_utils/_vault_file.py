@@ -311,16 +311,20 @@ class Reserved(object):
         """Write ``data`` over the reserved space and rename the file to ``target`` (atomic)."""
         fd, self.fd = self.fd, None
         try:
-            os.fchmod(fd, 0o600)
-            os.lseek(fd, 0, os.SEEK_SET)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.ftruncate(fd, len(data))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self.path, target)
+            try:
+                os.fchmod(fd, 0o600)
+                os.lseek(fd, 0, os.SEEK_SET)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.ftruncate(fd, len(data))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self.path, target)
+        except BaseException:
+            self.discard()  # at once, not by the next run
+            raise
         self.path = None
 
     def discard(self):

@@ -268,6 +268,7 @@ def test_a_failed_write_after_the_api_keeps_the_new_secret_pending(vault_file, k
     assert open(vault_file.path, "rb").read() == previous
     assert decrypted(keys, vault_file.pending_path) == {VAR: unsafe("new-secret")}
     assert stat.S_IMODE(os.stat(vault_file.pending_path).st_mode) == 0o600
+    assert not [name for name in listing(vault_file.directory) if name.endswith(".tmp")], "temp file removed"
 
     monkeypatch.setattr(_vault_file.os, "replace", real_replace)
     args, result = run_once(vault_file, keys, kept())
