@@ -313,7 +313,6 @@ def test_hashi_vault_hostile_token_runs_nothing(emulator, play, openbao, stub_co
         assert run.rc == 0, run
     else:
         assert [r["method"] for r in emulator.requests].count("POST") == 1, "the hostile answer was served"
-        assert stored or "could not be ensured" in run.stdout, run
     assert stored in (None, HOSTILE)
     assert (run.rc == 0) == (stored == HOSTILE), run
 
