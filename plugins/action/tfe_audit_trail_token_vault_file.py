@@ -5,10 +5,11 @@
 """Keeps the audit trail token's secret in an Ansible Vault encrypted vars file on the controller.
 
 One task does the whole store step under one lock, so that read -> API -> write cannot interleave
-with another run: validate the own options, find the vault secret, lock ``<dir>/.<name>.lock``,
-read and decrypt the file, prove the directory writable, run ``tfe.audit.tfe_audit_trail_token``
-with ``known_token`` = the stored secret, and write the new secret atomically (temp file in the same
-directory, fsync, rename, fsync of the directory), keeping one encrypted backup.
+with another run: validate the task's arguments (with the module documentation stub's argument
+spec), find the vault secret, then one :class:`StoreRun` locks ``<dir>/.<name>.lock``, reads the
+file, reserves the space for what it may write, runs ``tfe.audit.tfe_audit_trail_token`` with
+``known_token`` = the stored secret, and writes the new secret. The machinery lives in
+``plugins/plugin_utils/_vault_file.py``; this plugin is orchestration.
 
 Every failure that can be found without the API is found before the first API call. The plaintext
 never touches the disk: it is encrypted in memory, and the module runs pipelined when the connection
@@ -19,255 +20,29 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import fcntl
-import glob
 import os
 import re
-import tempfile
-import time
 
-import yaml
-
-from ansible.errors import AnsibleError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.common.text.converters import to_native, to_text
-from ansible.parsing.vault import VaultLib, get_file_vault_secret, is_encrypted, match_encrypt_secret
+from ansible import constants as C
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
-MODULE = "tfe.audit.tfe_audit_trail_token"
-DEFAULT_VAULT_VAR = "vault_tfe_audit_trail_token"
-
-# Options of this action; every other option is passed to the module (which validates it).
-OWN_ARGUMENT_SPEC = dict(
-    vault_file=dict(type="path", required=True),
-    vault_var=dict(type="str", default=DEFAULT_VAULT_VAR),
-    vault_id=dict(type="str"),
-    vault_password_file=dict(type="path", no_log=False),
-    backup=dict(type="bool", default=True),
-    lock_timeout=dict(type="float", default=300),
-    verify=dict(type="bool", default=True),
+from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token_vault_file import OWN_OPTIONS, argument_spec
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_file import (
+    StoreError,
+    StoreRun,
+    VaultFile,
+    VaultKeys,
+    plain,
 )
+
+MODULE = "tfe.audit.tfe_audit_trail_token"
+DEFAULT_VAULT_VAR = OWN_OPTIONS["vault_var"]["default"]
 # Options of the module that this action sets itself.
 RESERVED = ("known_token", "verify_known_token")
-
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HOW_TO_GIVE_A_SECRET = (
-    "give ansible-playbook a vault secret (--vault-password-file FILE, --vault-id LABEL@FILE, "
-    "--ask-vault-pass or the ANSIBLE_VAULT_PASSWORD_FILE environment variable), or set vault_password_file "
-    "(the role variable audit_trail_token_vault_password_file)")
-
-
-class StoreError(Exception):
-    """A failure of the store step, with a message for the user (never a secret)."""
-
-
-class _TaggedScalar(object):
-    """A scalar with a local YAML tag (``!vault``, ``!unsafe``) from another variable of the file,
-    kept as it is so that the file's other variables survive a rewrite unchanged."""
-
-    def __init__(self, tag, value, style):
-        self.tag, self.value, self.style = tag, value, style
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _construct_tagged(loader, tag_suffix, node):
-    if not isinstance(node, yaml.ScalarNode):
-        raise yaml.constructor.ConstructorError(None, None, "the tag %r on a non-scalar value is not supported"
-                                                % node.tag, node.start_mark)
-    return _TaggedScalar(node.tag, loader.construct_scalar(node), node.style)
-
-
-def _represent_tagged(dumper, data):
-    return dumper.represent_scalar(data.tag, data.value, style=data.style)
-
-
-_Loader.add_multi_constructor("!", _construct_tagged)
-_Dumper.add_representer(_TaggedScalar, _represent_tagged)
-
-
-def plain(value):
-    """Plain Python types for yaml.safe_dump: ansible-core 2.19+ hands out tagged strings it refuses."""
-    if isinstance(value, _TaggedScalar):
-        return value
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, dict):
-        return dict((plain(key), plain(item)) for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
-
-
-def dump_mapping(mapping):
-    text = yaml.dump(plain(mapping), Dumper=_Dumper, default_flow_style=False, sort_keys=False,
-                     allow_unicode=True, explicit_start=True)
-    return text
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _make_dirs(path):
-    """Create missing directories, each 0700 (os.makedirs would give the parents the umask's mode)."""
-    missing = []
-    while path and not os.path.isdir(path):
-        missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, 0o700)
-        except OSError as exc:
-            if exc.errno != errno.EEXIST:
-                raise
-
-
-class FileLock(object):
-    """``fcntl.flock`` on ``<dir>/.<name>.lock`` (0600), waiting at most ``timeout`` seconds."""
-
-    def __init__(self, path, timeout):
-        self.path, self.timeout, self.fd = path, timeout, None
-
-    def acquire(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            if time.monotonic() >= deadline:
-                self.release()
-                raise StoreError("another run holds the lock %s (waited %s s); try again, or raise lock_timeout"
-                                 % (self.path, self.timeout))
-            time.sleep(0.05)
-
-    def release(self):
-        if self.fd is not None:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self.fd)
-                self.fd = None
-
-
-class VaultFile(object):
-    """The vault file: paths, read/decrypt, atomic encrypted write with one backup."""
-
-    def __init__(self, path):
-        self.path = os.path.abspath(path)
-        self.directory, self.name = os.path.split(self.path)
-        self.lock_path = os.path.join(self.directory, ".%s.lock" % self.name)
-        self.backup_path = self.path + ".bak"
-        self.tmp_prefix = ".%s." % self.name
-        self.tmp_suffix = ".tmp"
-
-    def remove_leftovers(self):
-        """Temp files of a run that was killed mid-write (only ever ciphertext); call with the lock held."""
-        pattern = os.path.join(glob.escape(self.directory), glob.escape(self.tmp_prefix) + "*" + self.tmp_suffix)
-        for leftover in glob.glob(pattern):
-            try:
-                os.unlink(leftover)
-            except OSError:
-                pass
-
-    def read(self, vault):
-        """``(encrypted bytes or None, mapping)``; raises StoreError before anything is changed."""
-        try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
-        except (IOError, OSError) as exc:
-            if exc.errno == errno.ENOENT:
-                return None, {}
-            raise StoreError("cannot read the vault file %s: %s" % (self.path, to_native(exc.strerror or exc)))
-        if not data.strip():
-            return data, {}
-        if not is_encrypted(data):
-            raise StoreError("%s is not an Ansible Vault encrypted file (it must be encrypted as a whole, as "
-                             "'ansible-vault encrypt' does); refusing to touch it: encrypt it, or choose another "
-                             "vault_file" % self.path)
-        try:
-            plaintext = vault.decrypt(data)
-        except AnsibleError as exc:
-            raise StoreError("cannot decrypt the vault file %s with the vault secrets of this run (%s): wrong "
-                             "vault password or vault id? The file was not changed." % (self.path, _vault_error(exc)))
-        try:
-            mapping = yaml.load(to_text(plaintext, errors="surrogate_or_strict"), Loader=_Loader)
-        except yaml.YAMLError as exc:
-            # The plaintext is not shown: it may be the secret itself.
-            raise StoreError("the vault file %s does not hold valid YAML (%s); fix it with 'ansible-vault edit'"
-                             % (self.path, getattr(exc, "problem", None) or "parse error"))
-        if mapping is None:
-            mapping = {}
-        if not isinstance(mapping, dict):
-            raise StoreError("the vault file %s must hold a YAML mapping of variables, it holds a %s; fix it with "
-                             "'ansible-vault edit'" % (self.path, type(mapping).__name__))
-        return data, mapping
-
-    def new_temp(self):
-        """A 0600 temp file in the file's directory (proves it writable); returns ``(fd, path)``."""
-        return tempfile.mkstemp(prefix=self.tmp_prefix, suffix=self.tmp_suffix, dir=self.directory)
-
-    def _replace(self, fd, tmp_path, data, target):
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp_path, target)
-
-    def write(self, fd, tmp_path, data, previous, backup):
-        """Atomically replace the file with ``data`` (ciphertext); keep ``previous`` as ``<file>.bak``."""
-        if backup and previous:
-            bak_fd, bak_tmp = self.new_temp()
-            try:
-                self._replace(bak_fd, bak_tmp, previous, self.backup_path)
-            except BaseException:
-                _unlink(bak_tmp)
-                raise
-        self._replace(fd, tmp_path, data, self.path)
-        _fsync_dir(self.directory)
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _vault_error(exc):
-    text = to_native(getattr(exc, "message", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+_EXAMPLE_FILE = "for example vault_file: group_vars/all/tfe_audit_trail_token.vault.yml"
 
 
 class ActionModule(ActionBase):
@@ -281,74 +56,41 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         try:
-            result.update(self._run(task_vars or {}))
-        except StoreError as exc:
-            result.update(failed=True, changed=False, msg=to_native(exc))
+            result.update(self._store(task_vars or {}))
+        except (StoreError, AnsibleActionFail) as exc:
+            result.update(failed=True, changed=False, msg=to_native(getattr(exc, "message", None) or exc))
         if result.get("token"):
             result["_ansible_no_log"] = True
         return result
 
-    # -- steps ---------------------------------------------------------------------------------
+    def _store(self, task_vars):
+        options, module_args = self._options()
+        keys = VaultKeys.of_run(self._loader, options["vault_id"], options["vault_password_file"],
+                                target=options["vault_file"])
+        with StoreRun(VaultFile(options["vault_file"]), keys, options["vault_var"], module_args.get("state", "present"),
+                      options["backup"], bool(self._play_context.check_mode)) as run:
+            run.open(options["lock_timeout"])
+            self._use_pipelining()
+            module_args = run.module_args(module_args, options["verify"])
+            return run.finish(self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars))
 
     def _options(self):
-        args = dict(self._task.args)
-        own = dict((key, args.pop(key)) for key in list(args) if key in OWN_ARGUMENT_SPEC)
+        """``(own options, the module's arguments)``; raises before anything is read or changed."""
+        if C.DEFAULT_KEEP_REMOTE_FILES:
+            # The module's arguments (the stored secret, the API token) would stay on disk in clear text.
+            raise StoreError("refusing to run with ANSIBLE_KEEP_REMOTE_FILES (keep_remote_files in ansible.cfg) "
+                             "enabled: it keeps the module's arguments, which hold the stored secret and the API "
+                             "token, on disk in clear text. Unset it for this run; nothing was changed")
         for key in RESERVED:
-            if key in args:
+            if key in self._task.args:
                 raise StoreError("%s is set by this action itself (from the vault file); remove it from the task"
                                  % key)
-        validation = ArgumentSpecValidator(OWN_ARGUMENT_SPEC).validate(own)
-        if validation.error_messages:
-            raise StoreError("; ".join(validation.error_messages))
-        params = validation.validated_parameters
-        for key in ("vault_file", "vault_var", "vault_id", "vault_password_file"):
-            if params[key] is not None:
-                params[key] = plain(params[key])
-        if params["vault_file"] and os.path.isdir(params["vault_file"]):
-            raise StoreError("vault_file %r is a directory; give the path of a vars file, for example "
-                             "vault_file: group_vars/all/tfe_audit_trail_token.vault.yml" % params["vault_file"])
-        if not params["vault_file"] or params["vault_file"].endswith(os.sep):
-            raise StoreError("vault_file must be a file path, got %r; for example "
-                             "vault_file: group_vars/all/tfe_audit_trail_token.vault.yml" % params["vault_file"])
-        if not _VAR_NAME.match(params["vault_var"] or ""):
-            raise StoreError("vault_var %r is not a valid variable name (letters, digits and _, not starting with a "
-                             "digit); for example vault_var: %s" % (params["vault_var"], DEFAULT_VAULT_VAR))
-        if params["vault_id"] is not None and not re.match(r"^[^@;\s]+$", params["vault_id"]):
-            raise StoreError("vault_id %r is not a valid vault id label (no '@', ';' or white space); for example "
-                             "vault_id: prod" % params["vault_id"])
-        if params["lock_timeout"] < 0:
-            raise StoreError("lock_timeout must be 0 or more seconds, got %s; for example lock_timeout: 300"
-                             % params["lock_timeout"])
-        state = args.get("state", "present")
-        if state not in ("present", "absent"):
-            raise StoreError("state must be present or absent, got %r" % state)
-        return params, args, state
-
-    def _secrets(self, params):
-        """``(decrypt secrets, encrypt secret, label for the envelope)``; raises before any API call."""
-        vault_id = params["vault_id"]
-        if params["vault_password_file"]:
-            try:
-                secret = get_file_vault_secret(filename=params["vault_password_file"], vault_id=vault_id,
-                                               loader=self._loader)
-                secret.load()
-            except AnsibleError as exc:
-                raise StoreError("cannot read the vault password from vault_password_file %s: %s"
-                                 % (params["vault_password_file"], _vault_error(exc)))
-            secrets = [(vault_id or "default", secret)]
-        else:
-            secrets = list(getattr(getattr(self._loader, "_vault", None), "secrets", None) or [])
-        secrets = [(label, secret) for label, secret in secrets if secret is not None and secret.bytes]
-        if not secrets:
-            raise StoreError("no vault secret to encrypt %s with: %s" % (params["vault_file"], _HOW_TO_GIVE_A_SECRET))
-        try:
-            label, encrypt_secret = match_encrypt_secret(secrets, vault_id)
-        except AnsibleError:
-            raise StoreError("no vault secret with the vault id %r; this run has %s: give it with --vault-id %s@FILE "
-                             "(or vault_password_file), or set vault_id to one of them"
-                             % (vault_id, sorted(set(label for label, dummy in secrets)), vault_id))
-        envelope_label = vault_id or (label if label and label != "default" else None)
-        return secrets, encrypt_secret, envelope_label
+        # Types and choices of every option; the module checks the values of its own (dates, durations, ...).
+        validation, dummy = self.validate_argument_spec(argument_spec=argument_spec())
+        options = dict((key, plain(validation.validated_parameters[key])) for key in OWN_OPTIONS)
+        module_args = dict((key, value) for key, value in self._task.args.items() if key not in OWN_OPTIONS)
+        _check(options)
+        return options, module_args
 
     def _use_pipelining(self):
         """Run the module pipelined when the connection can, so its arguments (the stored secret) are
@@ -360,115 +102,20 @@ class ActionModule(ActionBase):
         except Exception:  # pylint: disable=broad-except
             pass
 
-    def _run(self, task_vars):
-        params, module_args, state = self._options()
-        secrets, encrypt_secret, envelope_label = self._secrets(params)
-        vault = VaultLib(secrets)
-        vault_file = VaultFile(params["vault_file"])
-        var = params["vault_var"]
-        check_mode = bool(self._play_context.check_mode)
 
-        lock = None
-        tmp_fd = tmp_path = None
-        try:
-            if not check_mode:
-                try:
-                    _make_dirs(vault_file.directory)
-                except OSError as exc:
-                    raise StoreError("cannot create the directory %s for the vault file: %s; nothing was changed"
-                                     % (vault_file.directory, to_native(exc.strerror or exc)))
-            if os.path.isdir(vault_file.directory):
-                lock = FileLock(vault_file.lock_path, params["lock_timeout"])
-                try:
-                    lock.acquire()
-                except (IOError, OSError) as exc:
-                    if not check_mode:
-                        raise StoreError("cannot write in %s (lock file %s: %s); make the directory writable or "
-                                         "choose another vault_file; nothing was changed"
-                                         % (vault_file.directory, vault_file.lock_path,
-                                            to_native(exc.strerror or exc)))
-                    lock = None  # check mode writes nothing: reading without the lock is fine
-                if lock is not None and not check_mode:
-                    vault_file.remove_leftovers()
-
-            previous, mapping = vault_file.read(vault)
-            stored = mapping.get(var)
-            if stored is not None and not isinstance(stored, str):
-                raise StoreError("the variable %s in %s is not a plain string (%s); it must hold the token's secret: "
-                                 "fix it with 'ansible-vault edit'" % (var, vault_file.path, type(stored).__name__))
-
-            if not check_mode:
-                try:
-                    tmp_fd, tmp_path = vault_file.new_temp()
-                except (IOError, OSError) as exc:
-                    raise StoreError("cannot write in %s (%s); make the directory writable or choose another "
-                                     "vault_file; nothing was changed"
-                                     % (vault_file.directory, to_native(exc.strerror or exc)))
-
-            module_args = dict(module_args)
-            if state == "present":
-                module_args["known_token"] = stored or ""
-                module_args["verify_known_token"] = params["verify"]
-            self._use_pipelining()
-            module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
-            return self._finish(module_result, params, vault_file, vault, encrypt_secret, envelope_label, state,
-                                mapping, previous, stored, check_mode, tmp_fd, tmp_path)
-        finally:
-            if tmp_path is not None and os.path.exists(tmp_path):
-                try:
-                    os.close(tmp_fd)
-                except OSError:
-                    pass
-                _unlink(tmp_path)
-            if lock is not None:
-                lock.release()
-
-    def _finish(self, module_result, params, vault_file, vault, encrypt_secret, envelope_label, state, mapping,
-                previous, stored, check_mode, tmp_fd, tmp_path):
-        var = params["vault_var"]
-        result = dict(vault_file=vault_file.path, vault_var=var)
-        for key in ("warnings", "deprecations"):
-            if module_result.get(key):
-                result[key] = module_result[key]
-        if module_result.get("failed") or module_result.get("unreachable"):
-            result.update(failed=True, changed=False,
-                          msg="%s (%s was not changed)" % (module_result.get("msg", "the module failed"),
-                                                           vault_file.path))
-            # Not module_stdout: output that is not valid JSON could still hold a new secret.
-            for key in ("operation", "reason", "exception", "module_stderr", "rc"):
-                if key in module_result:
-                    result[key] = module_result[key]
-            return result
-
-        for key in ("operation", "reason", "id", "created_at", "expired_at", "diff"):
-            if key in module_result:
-                result[key] = module_result[key]
-        new_secret = module_result.get("token")
-        new_mapping = None
-        if state == "present" and new_secret:
-            new_mapping = dict(mapping)
-            new_mapping[var] = plain(new_secret)
-        elif state == "absent" and var in mapping:
-            new_mapping = dict((key, value) for key, value in mapping.items() if key != var)
-
-        written = False
-        if new_mapping is not None:
-            written = True
-            if not check_mode:
-                ciphertext = vault.encrypt(dump_mapping(new_mapping), secret=encrypt_secret, vault_id=envelope_label)
-                try:
-                    vault_file.write(tmp_fd, tmp_path, ciphertext, previous, params["backup"])
-                except (IOError, OSError) as exc:
-                    result.update(failed=True, changed=True,
-                                  msg="HCP Terraform answered (%s), but writing %s failed: %s. The file still holds "
-                                      "the previous content; run again to generate and store a new token."
-                                      % (result.get("operation"), vault_file.path, to_native(exc.strerror or exc)))
-                    return result
-        result["changed"] = bool(module_result.get("changed")) or written
-        result["file_changed"] = written
-        if state == "present":
-            secret = new_secret or (stored if result.get("operation") == "none" else None)
-            if secret:
-                # Never as ansible_facts: a fact cache (jsonfile, AWX/AAP) would write it to disk in clear.
-                result["token"] = plain(secret)
-        return result
+def _check(options):
+    """The checks an argument spec cannot state, each with an example of a valid value."""
+    vault_file = options["vault_file"]
+    if vault_file and os.path.isdir(vault_file):
+        raise StoreError("vault_file %r is a directory; give the path of a vars file, %s" % (vault_file, _EXAMPLE_FILE))
+    if not vault_file or vault_file.endswith(os.sep):
+        raise StoreError("vault_file must be a file path, got %r; %s" % (vault_file, _EXAMPLE_FILE))
+    if not _VAR_NAME.match(options["vault_var"] or ""):
+        raise StoreError("vault_var %r is not a valid variable name (letters, digits and _, not starting with a "
+                         "digit); for example vault_var: %s" % (options["vault_var"], DEFAULT_VAULT_VAR))
+    if options["vault_id"] is not None and not re.match(r"^[^@;\s]+$", options["vault_id"]):
+        raise StoreError("vault_id %r is not a valid vault id label (no '@', ';' or white space); for example "
+                         "vault_id: prod" % options["vault_id"])
+    if options["lock_timeout"] < 0:
+        raise StoreError("lock_timeout must be 0 or more seconds, got %s; for example lock_timeout: 300"
+                         % options["lock_timeout"])

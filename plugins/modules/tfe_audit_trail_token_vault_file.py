@@ -18,13 +18,21 @@ description:
     set to the stored secret (so a stale, missing or expiring secret leads to a new token) and writes the new secret
     when one was generated. The other variables of the file are kept as they are.
   - The whole step holds an exclusive lock (C(flock) on C(.<file name>.lock) beside the file), so concurrent runs for
-    the same file are serialised from the read to the write.
+    the same file are serialised from the read to the write. The lock file is never created in check mode, and a
+    symbolic link in its place fails the task instead of being followed.
   - Everything that can fail without the API (options, vault secret, wrong vault password, a file that is not
-    an encrypted YAML mapping, a directory that cannot be written) fails before the first API call, with the file
-    untouched.
+    an encrypted YAML mapping, a directory that cannot be written, too little free space for the new file, its
+    backup and the pending secret) fails before the first API call, with the file untouched.
+  - The secret is written as C(!unsafe), so that a play that reads the variable later never renders it as a
+    template, whatever the server answered.
   - The file is written atomically (a 0600 temp file in the same directory, C(fsync), rename, C(fsync) of the
     directory), encrypted with C(AES256) and a random salt, with mode C(0600). The previous file is kept, still
     encrypted, as C(<file>.bak) when O(backup=true). The plaintext secret is never written to disk.
+  - A newly generated secret is first kept, encrypted the same way, in C(.<file name>.pending) beside the file. If
+    the file cannot be written (or the run is killed before it is), the next run verifies the kept secret against
+    HCP Terraform, like a stored one, and stores it.
+  - Refuses to run when C(ANSIBLE_KEEP_REMOTE_FILES) is enabled, which would keep the module's arguments (the stored
+    secret, the API token) on disk in clear text.
   - The task's output is hidden (as with C(no_log)) whenever the result holds the secret, while C(register)
     receives it.
   - This is an action plugin that runs on the controller; the module's own part runs where the task runs
@@ -56,7 +64,9 @@ options:
     required: true
   vault_var:
     description:
-      - The variable in O(vault_file) that holds the secret; also the name of the fact set for later tasks.
+      - The variable in O(vault_file) that holds the secret.
+      - This action sets no variable or fact; the live secret is returned in RV(token). The role
+        C(tfe.audit.audit_trail_token) publishes it for later tasks under this name.
     type: str
     default: vault_tfe_audit_trail_token
   vault_id:
@@ -124,6 +134,8 @@ options:
 notes:
   - Runs only as an action on the controller; calling the module file directly fails.
   - The lock file C(.<file name>.lock) stays beside the file (removing it could let two runs hold different locks).
+  - The task's arguments include the API token when it comes from C(module_defaults) or O(token); with
+    C(ANSIBLE_DISPLAY_ARGS_TO_STDOUT) Ansible prints them unless the task is C(no_log) (the role's task is).
 seealso:
   - module: tfe.audit.tfe_audit_trail_token
   - name: Ansible Vault
@@ -214,17 +226,26 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
 )
 
 
+# The one argument spec of tfe.audit.tfe_audit_trail_token_vault_file: this stub's (for the sanity tests'
+# check against DOCUMENTATION) and the action plugin's, which validates a task's arguments with it.
+OWN_OPTIONS = dict(
+    vault_file=dict(type="path", required=True),
+    vault_var=dict(type="str", default="vault_tfe_audit_trail_token"),
+    vault_id=dict(type="str"),
+    vault_password_file=dict(type="path", no_log=False),
+    backup=dict(type="bool", default=True),
+    lock_timeout=dict(type="float", default=300),
+    verify=dict(type="bool", default=True),
+)
+MUTUALLY_EXCLUSIVE = [("expired_at", "lifetime")]
+
+
 def argument_spec():
+    """The action's own options (OWN_OPTIONS), then those it hands to tfe.audit.tfe_audit_trail_token."""
     spec = dict(connection_argument_spec())
     spec.update(organization_argument_spec())
+    spec.update(OWN_OPTIONS)
     spec.update(
-        vault_file=dict(type="path", required=True),
-        vault_var=dict(type="str", default="vault_tfe_audit_trail_token"),
-        vault_id=dict(type="str"),
-        vault_password_file=dict(type="path", no_log=False),
-        backup=dict(type="bool", default=True),
-        lock_timeout=dict(type="float", default=300),
-        verify=dict(type="bool", default=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         force_regenerate=dict(type="bool", default=False),
         expired_at=dict(type="str"),
@@ -235,8 +256,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=[("expired_at", "lifetime")],
-                           supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True)
     module.fail_json(msg="tfe.audit.tfe_audit_trail_token_vault_file runs only as an action on the controller "
                          "(its action plugin); it cannot be run as a module on its own")
 

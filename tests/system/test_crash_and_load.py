@@ -100,9 +100,17 @@ if MODE and TARGET and MARKER:
 '''
 
 
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+# The secret is stored as !unsafe (never rendered as a template by a play that reads it).
+_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
 def decrypt(path):
     vault = VaultLib([("default", VaultSecret(PASSWORD.encode()))])
-    return yaml.safe_load(vault.decrypt(Path(path).read_bytes()))
+    return yaml.load(vault.decrypt(Path(path).read_bytes()), Loader=_Loader)
 
 
 def live(emulator, org):
@@ -263,12 +271,14 @@ def wait_for(condition, timeout, what):
 # -- crash safety ----------------------------------------------------------------------------------
 
 CRASH_POINTS = {
-    # case: (where the run is held, the file expected after the kill)
-    "POST in flight": ("emulator delays the POST before processing it", "old"),
-    "POST processed, answer not received": ("emulator processed the POST and holds the answer", "old"),
-    "temp file half written": ("store step, mid os.write of the temp file", "old"),
-    "temp file complete, before rename": ("store step, at os.replace of the vault file", "old"),
-    "renamed, before directory fsync": ("store step, right after os.replace", "new"),
+    # case: (where the run is held, the file expected after the kill, whether the new secret was kept)
+    # The new secret is kept (encrypted, in .<name>.pending) before the vault file is written; a re-run
+    # verifies it and stores it instead of regenerating.
+    "POST in flight": ("emulator delays the POST before processing it", "old", False),
+    "POST processed, answer not received": ("emulator processed the POST and holds the answer", "old", False),
+    "temp file half written": ("store step, mid os.write of the first temp file (the pending secret)", "old", False),
+    "temp file complete, before rename": ("store step, at os.replace of the vault file", "old", True),
+    "renamed, before directory fsync": ("store step, right after os.replace", "new", True),
 }
 
 
@@ -333,7 +343,7 @@ def test_crash_safety_kill_during_regenerate_and_store(emulator, launcher, issue
     assert new_secret == issued[-1] != old_secret
 
     # The file is the old one (byte for byte) or the new one (whole, decrypting to the new live secret).
-    outcome = CRASH_POINTS[case][1]
+    outcome, kept = CRASH_POINTS[case][1:]
     if outcome == "old":
         assert path.read_bytes() == old_bytes
         assert decrypt(path) == {VAR: old_secret}
@@ -346,7 +356,10 @@ def test_crash_safety_kill_during_regenerate_and_store(emulator, launcher, issue
         assert leftovers, "the run was held with its temp file written"
     for leftover in leftovers:
         data = leftover.read_bytes()
-        assert data == b"" or data.startswith(b"$ANSIBLE_VAULT;"), "a temp file is empty or holds ciphertext only"
+        assert data.strip(b"\0") == b"" or data.startswith(b"$ANSIBLE_VAULT;"), \
+            "a temp file is empty, reserved space (zeros) or holds ciphertext only"
+    pending = path.parent / (".%s.pending" % path.name)
+    assert pending.exists() == kept, "the new secret is kept for the re-run: %s" % kept
     for candidate in tmp_path.rglob("*"):
         if candidate.is_file() and not candidate.is_symlink():
             data = candidate.read_bytes()
@@ -359,11 +372,13 @@ def test_crash_safety_kill_during_regenerate_and_store(emulator, launcher, issue
     stored = decrypt(path)[VAR]
     assert stored == live(emulator, org)
     regenerated = stored != new_secret
-    assert regenerated == (outcome == "old"), "a lost secret is replaced, a stored one is kept"
-    assert recap(out)[org]["changed"] == (1 if regenerated else 0)
+    assert regenerated == (not kept), "a lost secret is replaced, a kept one is stored"
+    assert recap(out)[org]["changed"] == (1 if regenerated or outcome == "old" else 0)
     assert not list(path.parent.glob(".%s.*.tmp" % path.name)), "the re-run removed the leftover temp file"
+    assert not pending.exists(), "the re-run used up the pending secret"
     record("crash safety", "kill (SIGKILL, whole tree): " + case, outcome="%s file kept, re-run converged%s"
-           % (outcome, " (regenerated)" if regenerated else " (no change)"), seconds=watch.seconds,
+           % (outcome, " (regenerated)" if regenerated else " (kept secret stored)" if outcome == "old"
+              else " (no change)"), seconds=watch.seconds,
            held_at=CRASH_POINTS[case][0], killed_processes=killed, leftover_temp_files=len(leftovers))
 
 

@@ -263,3 +263,116 @@ def test_the_search_finds_a_secret_that_is_printed(emulator, admin_token, run_pl
     assert run.rc == 0, run
     assert emulator.audit_trail_token("acme")["token"] in run.stdout
     assert not Path(tmp_path / "ansible.log").exists()
+
+
+# ansible-runner's job events carry every task's arguments as event_data.task_args when
+# ANSIBLE_DISPLAY_ARGS_TO_STDOUT is on (awx_display: task.args unless the task is no_log), taken from the
+# result's task, after templating, module_defaults merged in. This callback records them the same way.
+TASK_ARGS_CALLBACK = '''
+import json
+import os
+
+from ansible import constants as C
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "task_args_events"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def _event(self, event, task):
+        if not C.DISPLAY_ARGS_TO_STDOUT:
+            return
+        if task.no_log:
+            task_args = "the output has been hidden due to the fact that 'no_log: true' was specified"
+        else:
+            task_args = ", ".join("%s=%s" % item for item in task.args.items())
+        with open(os.environ["TASK_ARGS_EVENTS"], "a") as handle:
+            handle.write(json.dumps(dict(event=event, task=task.get_name(), task_args=task_args)) + "\\n")
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._event("playbook_on_task_start", task)
+
+    def v2_runner_on_ok(self, result):
+        self._event("runner_on_ok", result._task)
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._event("runner_on_failed", result._task)
+'''
+
+DISPLAY_ARGS_PLAYBOOK = """
+- name: The role with the API token in module_defaults and in its variable
+  hosts: localhost
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+    audit_trail_token_organization: acme
+    audit_trail_token_vault_file: "{{{{ playbook_dir }}}}/vaults/acme.vault.yml"
+  module_defaults:
+    group/tfe.audit.tfe:
+      hostname: {url}
+      token: "{{{{ lookup('ansible.builtin.env', 'API_TOKEN') }}}}"
+  tasks:
+    - name: Ansible Vault store, token from module_defaults
+      ansible.builtin.import_role:
+        name: tfe.audit.audit_trail_token
+
+    - name: Ansible Vault store, token from the role variable, regenerating
+      ansible.builtin.import_role:
+        name: tfe.audit.audit_trail_token
+      vars:
+        audit_trail_token_api_token: "{{{{ lookup('ansible.builtin.env', 'API_TOKEN') }}}}"
+        audit_trail_token_force_regenerate: true
+
+    - name: HashiCorp Vault store, token from the role variable
+      ansible.builtin.import_role:
+        name: tfe.audit.audit_trail_token
+      vars:
+        audit_trail_token_api_token: "{{{{ lookup('ansible.builtin.env', 'API_TOKEN') }}}}"
+        audit_trail_token_store: hashi_vault
+        audit_trail_token_hashi_vault_path: tfe/acme
+
+    - name: A failure still says why (no entitlement)
+      ansible.builtin.import_role:
+        name: tfe.audit.audit_trail_token
+      vars:
+        audit_trail_token_organization: small
+        audit_trail_token_vault_file: "{{{{ playbook_dir }}}}/vaults/small.vault.yml"
+      ignore_errors: true
+"""
+
+
+@pytest.mark.parametrize("lazy_banner", [False, True], ids=["banner at task start", "banner with the result"])
+def test_display_args_to_stdout_keeps_the_api_token_out(emulator, admin_token, run_playbook, openbao, test_collections,
+                                                        collections_path, tmp_path, lazy_banner):
+    callbacks = tmp_path / "callbacks"
+    callbacks.mkdir()
+    (callbacks / "task_args_events.py").write_text(TASK_ARGS_CALLBACK)
+    events = tmp_path / "job_events.jsonl"
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text("vault-" + secrets.token_urlsafe(24))
+    env = dict(openbao.env(), API_TOKEN=admin_token, TFE_TOKEN="", ANSIBLE_DISPLAY_ARGS_TO_STDOUT="True",
+               ANSIBLE_CALLBACK_PLUGINS=str(callbacks), ANSIBLE_CALLBACKS_ENABLED="task_args_events",
+               TASK_ARGS_EVENTS=str(events),
+               ANSIBLE_COLLECTIONS_PATH="%s:%s" % (collections_path, test_collections))
+    if lazy_banner:  # the default callback then prints each banner with the first result, from the result's task
+        env.update(ANSIBLE_DISPLAY_OK_HOSTS="false", ANSIBLE_DISPLAY_SKIPPED_HOSTS="false")
+
+    run = run_playbook(DISPLAY_ARGS_PLAYBOOK.format(url=emulator.url), "--vault-password-file", str(password_file),
+                       env=env)
+
+    assert run.rc == 0, run
+    assert len(emulator.issued_secrets) >= 3, "the role generated tokens with both stores"
+    assert "audit-logging entitlement" in run.stdout, "the failure's message is shown"
+    recorded = events.read_text()
+    assert "runner_on_ok" in recorded and "validate_args_context=" in recorded, "task arguments were recorded"
+    haystacks = {"stdout": run.stdout, "stderr": run.stderr, "job events": recorded}
+    everything = [admin_token, openbao.token] + emulator.issued_secrets
+    occurrences = sum(text.count(secret) for secret in everything for text in haystacks.values())
+    record("secret leaks", "ANSIBLE_DISPLAY_ARGS_TO_STDOUT, %s" % ("lazy banner" if lazy_banner else "banner"),
+           occurrences=occurrences, secrets=len(everything), places=len(haystacks))
+    for number, secret in enumerate(everything):
+        leaks = [where for where, text in haystacks.items() if secret in text]
+        assert leaks == [], "secret %d (0: the API token, 1: the Vault token) appeared in %s" % (number, leaks)

@@ -45,10 +45,15 @@ PLAYBOOK = """
 """
 
 
+class Unsafe(str):
+    """A ``!unsafe`` scalar of a vault file: equal to its text, and tells that it was tagged."""
+
+
 class _TagLoader(yaml.SafeLoader):
     pass
 
 
+_TagLoader.add_constructor("!unsafe", lambda loader, node: Unsafe(loader.construct_scalar(node)))
 _TagLoader.add_multi_constructor("!", lambda loader, suffix, node: (node.tag, loader.construct_scalar(node)))
 
 
@@ -57,9 +62,16 @@ def sha256(text):
 
 
 def decrypt(path, password=PASSWORD):
-    """The decrypted mapping of a vault file (local tags kept as (tag, value) pairs)."""
+    """The decrypted mapping of a vault file (``!unsafe`` as :class:`Unsafe`, other local tags as (tag, value))."""
     vault = VaultLib([("default", VaultSecret(password.encode()))])
     return yaml.load(vault.decrypt(Path(path).read_bytes()), Loader=_TagLoader)
+
+
+def stored_secret(path, var="vault_tfe_audit_trail_token"):
+    """The secret in the vault file, which must be tagged ``!unsafe`` (never rendered as a template)."""
+    value = decrypt(path)[var]
+    assert isinstance(value, Unsafe), "%s is stored as !unsafe" % var
+    return value
 
 
 def encrypt(mapping_text, password=PASSWORD):
@@ -133,6 +145,7 @@ def test_1_first_run_creates_and_stores(emulator, role, password_file, variant):
     path = run.workdir / VAULT_REL
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert decrypt(path) == {"vault_tfe_audit_trail_token": live(emulator)}
+    assert stored_secret(path) == live(emulator)
     header = path.read_bytes().splitlines()[0]
     assert header == (b"$ANSIBLE_VAULT;1.2;AES256;prod" if variant == "vault-id" else b"$ANSIBLE_VAULT;1.1;AES256")
     assert (run.workdir / "fact.sha256").read_text() == sha256(live(emulator))
@@ -499,3 +512,119 @@ def test_11_concurrent_runs_end_consistent(emulator, role, collections_path, tmp
         [path.name, path.name + ".bak", ".%s.lock" % path.name])
     posts = [m for m in mutations(emulator) if m[0] == "POST"]
     assert 4 <= len(posts) <= 5, posts  # 4 forced regenerations, plus the create unless a forced run came first
+
+
+# -- issue 12: a full disk -------------------------------------------------------------------------
+
+SMALL_FS = {"audit_trail_token_vault_file": "{{ playbook_dir }}/small-fs/token.vault.yml"}
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 256 KiB tmpfs at work/small-fs (root only; skipped where mounting is impossible)."""
+    path = tmp_path / "work" / "small-fs"
+    path.mkdir(parents=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(path)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        pytest.skip("cannot mount a tmpfs here (%s); test_12_write_failure_after_the_api_call_keeps_the_secret "
+                    "covers the same path by fault injection" % proc.stderr.strip())
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(directory):
+    """Fill the file system until it refuses a single byte more."""
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return directory / "filler"
+
+
+def test_12_full_disk_fails_before_the_api_call(emulator, role, small_fs):
+    first = role(role_vars=SMALL_FS)
+    assert first.rc == 0, first
+    path = small_fs / "token.vault.yml"
+    before, old = path.read_bytes(), live(emulator)
+    filler = _fill(small_fs)
+    listing = sorted(p.name for p in small_fs.iterdir())
+    emulator.clear_requests()
+
+    run = role(role_vars=dict(SMALL_FS, audit_trail_token_force_regenerate=True))
+
+    assert run.rc != 0, run
+    assert "cannot write in %s" % small_fs in run.stdout and "nothing was changed" in run.stdout, run
+    assert mutations(emulator) == [], "the stored token was not revoked"
+    assert live(emulator) == old and path.read_bytes() == before
+    assert sorted(p.name for p in small_fs.iterdir()) == listing, "no temp file left"
+    filler.unlink()
+    again = role(role_vars=dict(SMALL_FS, audit_trail_token_force_regenerate=True))
+    assert again.rc == 0, again
+    assert stored_secret(path) == live(emulator) != old
+
+
+# Loaded through PYTHONPATH by ansible-playbook and inherited by its workers: the rename of the new vault
+# file fails as on a full disk (after HCP Terraform generated the new token).
+NO_SPACE_HOOK = '''
+import errno
+import os
+
+TARGET = os.environ.get("TFE_AUDIT_NO_SPACE_FOR", "")
+REAL_REPLACE = os.replace
+
+
+def replace(src, dst, *args, **kwargs):
+    if TARGET and os.fspath(dst) == TARGET:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return REAL_REPLACE(src, dst, *args, **kwargs)
+
+
+os.replace = replace
+'''
+
+
+def test_12_write_failure_after_the_api_call_keeps_the_secret(emulator, role, tmp_path, issued):
+    first = role()
+    assert first.rc == 0, first
+    path = first.workdir / VAULT_REL
+    before = path.read_bytes()
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(NO_SPACE_HOOK)
+    failing = {"PYTHONPATH": str(hook), "TFE_AUDIT_NO_SPACE_FOR": str(path)}
+
+    run = role(role_vars={"audit_trail_token_force_regenerate": True}, env=failing)
+
+    assert run.rc != 0, run
+    pending = path.parent / (".%s.pending" % path.name)
+    assert "writing %s failed" % path in run.stdout and str(pending) in run.stdout, run
+    new = live(emulator)
+    assert new == issued[-1] and path.read_bytes() == before
+    assert stat.S_IMODE(pending.stat().st_mode) == 0o600
+    assert stored_secret(pending) == new, "the new secret is kept, encrypted"
+    again = role(role_vars={"audit_trail_token_force_regenerate": True}, env=failing)
+    assert again.rc != 0 and live(emulator) == issued[-1] != new, "a second failing run keeps the newest secret"
+    new = live(emulator)
+    assert stored_secret(pending) == new
+    emulator.clear_requests()
+
+    recovered = role()
+
+    assert recovered.rc == 0, recovered
+    assert changed_count(recovered) == 1
+    assert mutations(emulator) == [], "the kept secret was verified and stored, not replaced"
+    assert [r["path"] for r in emulator.requests][-1].endswith("/audit-trail"), "verified against the API"
+    assert stored_secret(path) == new == live(emulator)
+    assert not pending.exists()
+    assert (recovered.workdir / "fact.sha256").read_text() == sha256(new)
+    idempotent = role()
+    assert idempotent.rc == 0 and changed_count(idempotent) == 0, idempotent
