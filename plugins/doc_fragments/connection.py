@@ -87,10 +87,58 @@ options:
         O(token) or E(TFE_TOKEN), never from Terraform's credentials.
     type: bool
     default: false
+attributes:
+  action_group:
+    description: Use C(group/tfe.audit.tfe) in C(module_defaults) to set the connection options once.
+    support: full
+    membership:
+      - tfe.audit.tfe
 requirements:
   - requests >= 2.28 (older releases turn TLS verification off when CURL_CA_BUNDLE is empty)
   - urllib3 >= 1.26.0
 notes:
   - Module defaults for all modules of this collection can be set with the action group
     C(group/tfe.audit.tfe) in C(module_defaults).
+"""
+
+    # The organization option (tfe.audit.connection.organization); argument spec: organization_argument_spec().
+    ORGANIZATION = r"""
+options:
+  organization:
+    description:
+      - Name of the organization (letters, digits, V(-) and V(_)), for example V(my-org).
+      - If not set, the environment variable E(TFE_ORGANIZATION) is used.
+    type: str
+"""
+
+    # The organization and what decides its token's life, for the modules that manage the token
+    # (tfe.audit.connection.token); argument spec: organization_argument_spec() and token_argument_spec().
+    TOKEN = ORGANIZATION + r"""
+  force_regenerate:
+    description:
+      - Generate a new token on every run, even if one exists. The old token stops working at once.
+      - The task then always reports a change.
+    type: bool
+    default: false
+  expired_at:
+    description:
+      - When the token expires, as an RFC 3339 date-time with a time zone offset or V(Z),
+        for example V(2030-12-31T23:59:59Z). It is normalised to UTC and must lie in the future.
+      - An existing token whose expiry differs (compared to the second) is regenerated, because
+        the expiry of a token cannot be changed.
+      - Mutually exclusive with O(lifetime). Without either, HCP Terraform applies its default (two years).
+    type: str
+  lifetime:
+    description:
+      - The lifetime of a token generated in this run, as a duration such as V(90d), V(12h), V(2w) or V(1d12h)
+        (units V(w), V(d), V(h), V(m), V(s)); its expiry is then the time of the run plus O(lifetime).
+      - O(lifetime) never causes a regeneration by itself; use O(rotate_before) to rotate.
+      - Mutually exclusive with O(expired_at).
+    type: str
+  rotate_before:
+    description:
+      - Regenerate the token when it expires within this duration (for example V(30d)), or has already expired.
+      - Combine with O(lifetime) for rotation, for example O(lifetime=90d) and O(rotate_before=30d) in a daily
+        job gives a new token every 60 days.
+    type: str
 """

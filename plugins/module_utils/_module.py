@@ -51,7 +51,21 @@ def connection_argument_spec():
 
 
 def organization_argument_spec():
+    """Docs: the ``tfe.audit.connection.organization`` fragment."""
     return dict(organization=dict(type="str", fallback=(env_fallback, ["TFE_ORGANIZATION"])))
+
+
+def token_argument_spec():
+    """What decides the token's life, for every module that manages it (docs: ``state`` in each module,
+    the rest in the ``tfe.audit.connection.token`` fragment)."""
+    return dict(
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        force_regenerate=dict(type="bool", default=False),
+        expired_at=dict(type="str"),
+        lifetime=dict(type="str"),
+        rotate_before=dict(type="str"),
+    )
+
 
 
 class OptionError(Exception):

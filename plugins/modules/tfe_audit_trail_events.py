@@ -26,8 +26,6 @@ description:
     returns RV(gap).
 author:
   - tfe.audit maintainers (@tfe-audit)
-extends_documentation_fragment:
-  - tfe.audit.connection
 attributes:
   check_mode:
     support: full
@@ -39,11 +37,6 @@ attributes:
   diff_mode:
     support: none
     description: Events are not diffed; RV(count) says how many were exported.
-  action_group:
-    description: Use C(group/tfe.audit.tfe) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - tfe.audit.tfe
 options:
   since:
     description:
@@ -94,7 +87,7 @@ notes:
     its position with one O(since) and walks the pages by number until the last one. New events that push the
     pages along while it reads only repeat events, which are dropped; once a page shows the listing is oldest
     first, the walk asks by time instead, so events leaving the 14-day window cannot shift events past it.
-    Each page's events are sorted and spooled, then merged: each event is appended once, oldest first.
+    Each page's events are sorted and spooled, then merged, so each event is appended once, oldest first.
     RV(listing_order) says what the server did.
   - B(Resume.) The cursor holds the newest exported timestamp B(and the ids exported at exactly that time). A
     run asks for events since one millisecond before the cursor and skips the events older than it and the
@@ -115,6 +108,8 @@ seealso:
   - name: Audit trails API
     description: The HCP Terraform API this module reads.
     link: https://developer.hashicorp.com/terraform/cloud-docs/api-docs/audit-trails
+extends_documentation_fragment:
+  - tfe.audit.connection
 """
 
 EXAMPLES = r"""

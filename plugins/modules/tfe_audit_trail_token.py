@@ -24,8 +24,6 @@ description:
     organization's regular API token.
 author:
   - tfe.audit maintainers (@tfe-audit)
-extends_documentation_fragment:
-  - tfe.audit.connection
 attributes:
   check_mode:
     support: full
@@ -33,17 +31,7 @@ attributes:
   diff_mode:
     support: full
     description: Shows the token's metadata (never the secret) before and after.
-  action_group:
-    description: Use C(group/tfe.audit.tfe) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - tfe.audit.tfe
 options:
-  organization:
-    description:
-      - Name of the organization.
-      - If not set, the environment variable E(TFE_ORGANIZATION) is used.
-    type: str
   state:
     description:
       - V(present) makes sure a token exists (creating or regenerating it as the other options decide).
@@ -51,27 +39,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  force_regenerate:
-    description:
-      - Generate a new token on every run, even if one exists. The old token stops working at once.
-      - The task then always reports a change.
-    type: bool
-    default: false
-  expired_at:
-    description:
-      - When the token expires, as an RFC 3339 date-time with a time zone offset or V(Z),
-        for example V(2030-12-31T23:59:59Z). It is normalised to UTC and must lie in the future.
-      - An existing token whose expiry differs (compared to the second) is regenerated, because
-        the expiry of a token cannot be changed.
-      - Mutually exclusive with O(lifetime). Without either, HCP Terraform applies its default (two years).
-    type: str
-  lifetime:
-    description:
-      - The lifetime of a token generated in this run, as a duration such as V(90d), V(12h), V(2w) or V(1d12h)
-        (units V(w), V(d), V(h), V(m), V(s)); its expiry is then the time of the run plus O(lifetime).
-      - O(lifetime) never causes a regeneration by itself; use O(rotate_before) to rotate.
-      - Mutually exclusive with O(expired_at).
-    type: str
   known_token:
     description:
       - The secret you keep for this token, for example in a vault. HCP Terraform shows a secret only once,
@@ -90,17 +57,14 @@ options:
       - When V(false), a non-empty O(known_token) is trusted without a request.
     type: bool
     default: true
-  rotate_before:
-    description:
-      - Regenerate the token when it expires within this duration (for example V(30d)), or has already expired.
-      - Combine with O(lifetime) for rotation, for example O(lifetime=90d) and O(rotate_before=30d) in a daily
-        job gives a new token every 60 days.
-    type: str
 seealso:
   - module: tfe.audit.tfe_audit_trail_token_info
   - name: Audit trail tokens API
     description: The HCP Terraform API this module calls.
     link: https://developer.hashicorp.com/terraform/cloud-docs/api-docs/audit-trails-tokens
+extends_documentation_fragment:
+  - tfe.audit.connection
+  - tfe.audit.connection.token
 """
 
 EXAMPLES = r"""
@@ -204,6 +168,7 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
     parse_api_time,
     parse_duration,
     parse_rfc3339,
+    token_argument_spec,
     validate_organization,
 )
 from ansible_collections.tfe.audit.plugins.module_utils._time import utcnow
@@ -264,13 +229,9 @@ def main():
     tfe = TfeModule(
         argument_spec=dict(
             organization_argument_spec(),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            force_regenerate=dict(type="bool", default=False),
-            expired_at=dict(type="str"),
-            lifetime=dict(type="str"),
-            rotate_before=dict(type="str"),
             known_token=dict(type="str", no_log=True),
             verify_known_token=dict(type="bool", default=True),
+            **token_argument_spec()
         ),
         supports_check_mode=True,
     )

@@ -17,8 +17,6 @@ description:
   - Never returns a secret (HCP Terraform shows it only once, when it is generated).
 author:
   - tfe.audit maintainers (@tfe-audit)
-extends_documentation_fragment:
-  - tfe.audit.connection
 attributes:
   check_mode:
     support: full
@@ -26,19 +24,11 @@ attributes:
   diff_mode:
     support: none
     description: Nothing changes, so there is nothing to compare.
-  action_group:
-    description: Use C(group/tfe.audit.tfe) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - tfe.audit.tfe
-options:
-  organization:
-    description:
-      - Name of the organization.
-      - If not set, the environment variable E(TFE_ORGANIZATION) is used.
-    type: str
 seealso:
   - module: tfe.audit.tfe_audit_trail_token
+extends_documentation_fragment:
+  - tfe.audit.connection
+  - tfe.audit.connection.organization
 """
 
 EXAMPLES = r"""

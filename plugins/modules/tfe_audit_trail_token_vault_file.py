@@ -39,8 +39,6 @@ description:
     (run it in a play on V(localhost), or delegate it to V(localhost)). The role C(tfe.audit.audit_trail_token) is built on it.
 author:
   - tfe.audit maintainers (@tfe-audit)
-extends_documentation_fragment:
-  - tfe.audit.connection
 attributes:
   check_mode:
     support: full
@@ -48,11 +46,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows the token's metadata (never the secret) before and after.
-  action_group:
-    description: Use C(group/tfe.audit.tfe) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - tfe.audit.tfe
 options:
   vault_file:
     description:
@@ -97,11 +90,6 @@ options:
       - When V(false), a stored secret is trusted without a request.
     type: bool
     default: true
-  organization:
-    description:
-      - Name of the organization.
-      - If not set, the environment variable E(TFE_ORGANIZATION) is used.
-    type: str
   state:
     description:
       - V(present) makes sure a token exists and O(vault_var) holds its secret.
@@ -110,37 +98,21 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  force_regenerate:
-    description:
-      - Generate a new token on every run. See O(tfe.audit.tfe_audit_trail_token#module:force_regenerate).
-    type: bool
-    default: false
-  expired_at:
-    description:
-      - When the token expires, an RFC 3339 date-time such as V(2030-12-31T23:59:59Z).
-        See O(tfe.audit.tfe_audit_trail_token#module:expired_at).
-      - Mutually exclusive with O(lifetime).
-    type: str
-  lifetime:
-    description:
-      - The lifetime of a token generated in this run, such as V(90d). See O(tfe.audit.tfe_audit_trail_token#module:lifetime).
-      - Mutually exclusive with O(expired_at).
-    type: str
-  rotate_before:
-    description:
-      - Regenerate the token when it expires within this duration, such as V(30d).
-        See O(tfe.audit.tfe_audit_trail_token#module:rotate_before).
-    type: str
 notes:
   - Runs only as an action on the controller; calling the module file directly fails.
   - The lock file C(.<file name>.lock) stays beside the file (removing it could let two runs hold different locks).
   - The task's arguments include the API token when it comes from C(module_defaults) or O(token); with
     C(ANSIBLE_DISPLAY_ARGS_TO_STDOUT) Ansible prints them unless the task is C(no_log) (the role's task is).
 seealso:
-  - module: tfe.audit.tfe_audit_trail_token
   - name: Ansible Vault
     description: Encrypting content with Ansible Vault.
     link: https://docs.ansible.com/ansible/latest/vault_guide/index.html
+  - module: tfe.audit.tfe_audit_trail_token
+  - role: tfe.audit.audit_trail_token
+    description: The role built on this action.
+extends_documentation_fragment:
+  - tfe.audit.connection
+  - tfe.audit.connection.token
 """
 
 EXAMPLES = r"""
@@ -223,6 +195,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tfe.audit.plugins.module_utils._module import (
     connection_argument_spec,
     organization_argument_spec,
+    token_argument_spec,
 )
 
 
@@ -245,13 +218,7 @@ def argument_spec():
     spec = dict(connection_argument_spec())
     spec.update(organization_argument_spec())
     spec.update(OWN_OPTIONS)
-    spec.update(
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        force_regenerate=dict(type="bool", default=False),
-        expired_at=dict(type="str"),
-        lifetime=dict(type="str"),
-        rotate_before=dict(type="str"),
-    )
+    spec.update(token_argument_spec())
     return spec
 
 
