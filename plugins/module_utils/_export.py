@@ -61,7 +61,6 @@ import heapq
 import json
 import os
 import re
-import stat
 import tempfile
 from datetime import timedelta
 
@@ -71,6 +70,7 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
 from ansible_collections.tfe.audit.plugins.module_utils import _time
+from ansible_collections.tfe.audit.plugins.module_utils._files import NotRegularFile, atomic_write, open_regular, write_all
 from ansible_collections.tfe.audit.plugins.module_utils._time import format_time, utcnow
 
 CURSOR_FORMAT = "tfe.audit.audit_trail_cursor"
@@ -235,32 +235,17 @@ class Cursor:
 
 # -- files ---------------------------------------------------------------------------------------
 
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_OPEN_FLAGS = _NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-
-
 def _open_regular(path, flags, option):
-    """``os.open`` of a regular file that never follows a symbolic link at the last component (a planted
-    link must not redirect or cut another file) and never blocks on a planted FIFO.
-
-    Raises ``OSError`` (ENOENT) when the file does not exist and :class:`ExportError` for the rest.
-    """
+    """:func:`_files.open_regular`, with :class:`ExportError` naming ``option``; ``OSError`` only for ENOENT."""
     try:
-        fd = os.open(path, flags | _OPEN_FLAGS, 0o600)
+        return open_regular(path, flags)
+    except NotRegularFile as exc:
+        raise ExportError("%s %s; point %s at a regular file of its own (the export never follows a link there)"
+                          % (option, exc, option))
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             raise
-        if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
-            raise ExportError("%s %s is a symbolic link; point %s at the real file (the export does not follow "
-                              "links there)" % (option, path, option))
-        if exc.errno != errno.ENXIO:  # ENXIO: a FIFO nobody reads
-            raise ExportError("cannot open %s %s: %s" % (option, path, exc.strerror or exc))
-        fd = None
-    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
-        if fd is not None:
-            os.close(fd)
-        raise ExportError("%s %s is not a regular file; point %s at a file" % (option, path, option))
-    return fd
+        raise ExportError("cannot open %s %s: %s" % (option, path, exc.strerror or exc))
 
 
 def load_cursor(path):
@@ -280,56 +265,6 @@ def load_cursor(path):
         raise ExportError("cursor_file %s is not JSON; point cursor_file at another path or move the file away"
                           % path)
     return Cursor.from_dict(data, "cursor_file %s" % path)
-
-
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms that cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - file systems without directory fsync
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def atomic_write(path, data):
-    """Replace ``path`` with ``data`` (bytes): temp file in the same directory, fsync, rename, fsync dir.
-
-    A new file is 0600 whatever the umask; an existing file keeps its mode. A symbolic link at
-    ``path`` is replaced, never followed.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        existing = os.lstat(path)
-        mode = existing.st_mode & 0o7777 if not os.path.islink(path) else 0o600
-    except OSError:
-        mode = 0o600
-    fd, tmp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
 
 
 def save_cursor(path, cursor):
@@ -380,7 +315,7 @@ class Dest:
         written = 0
         try:
             for chunk in chunks:
-                _write_all(self.fd, chunk)
+                write_all(self.fd, chunk)
                 written += len(chunk)
             os.fsync(self.fd)
         except OSError as exc:

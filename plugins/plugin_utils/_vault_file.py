@@ -10,7 +10,8 @@ Private to the collection (leading underscore): free to change between releases.
 * the YAML round trip that keeps the file's other variables and their local tags (:func:`load_mapping`,
   :func:`dump_mapping`), the secret always ``!unsafe`` (:func:`unsafe`);
 * the lock beside the file (:class:`FileLock`);
-* space reserved before the API call and atomic writes with one backup (:class:`VaultFile`);
+* space reserved before the API call and atomic writes with one backup (:class:`VaultFile`, with
+  :class:`_files.TempFile`, the same atomic write the export uses);
 * the pending file that keeps a new secret when the vault file could not be written;
 * one store run from the read to the write (:class:`StoreRun`).
 
@@ -25,8 +26,6 @@ import errno
 import fcntl
 import glob
 import os
-import stat
-import tempfile
 import time
 
 import yaml
@@ -35,8 +34,9 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.parsing.vault import VaultLib, get_file_vault_secret, is_encrypted, match_encrypt_secret
 
+from ansible_collections.tfe.audit.plugins.module_utils._files import NotRegularFile, TempFile, fsync_dir, open_regular
+
 UNSAFE_TAG = "!unsafe"
-LOCK_FLAGS = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 # The reservation is sized for a secret much longer than any real token (about 90 characters).
 PROBE_SECRET_LENGTH = 4096
 _HOW_TO_GIVE_A_SECRET = (
@@ -224,14 +224,6 @@ def make_dirs(path):
                 raise
 
 
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def unlink(path):
     try:
         os.unlink(path)
@@ -252,18 +244,14 @@ class FileLock(object):
         (or truncate the mode of) whatever file it points to.
         """
         try:
-            self.fd = os.open(self.path, LOCK_FLAGS | (os.O_CREAT if create else 0), 0o600)
+            self.fd = open_regular(self.path, os.O_RDWR | (os.O_CREAT if create else 0))
+        except NotRegularFile as exc:
+            raise StoreError("the lock file %s; refusing to use it. Remove it (nothing but this collection should "
+                             "create it) and run again; nothing was changed" % exc)
         except OSError as exc:
             if exc.errno == errno.ENOENT and not create:
                 return False
-            if exc.errno == errno.ELOOP or os.path.islink(self.path):
-                raise StoreError("the lock file %s is a symbolic link; refusing to follow it. Remove it (nothing but "
-                                 "this collection should create it) and run again; nothing was changed" % self.path)
             raise
-        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
-            self.release()
-            raise StoreError("the lock file %s is not a regular file; remove it and run again; nothing was changed"
-                             % self.path)
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -285,58 +273,6 @@ class FileLock(object):
             finally:
                 os.close(self.fd)
                 self.fd = None
-
-
-class Reserved(object):
-    """A 0600 temp file with its disk space reserved before the API call, so that writing the new secret
-    after the call cannot run out of space."""
-
-    def __init__(self, directory, prefix, suffix):
-        self.fd, self.path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
-
-    def reserve(self, size):
-        try:
-            os.posix_fallocate(self.fd, 0, size)
-            return
-        except AttributeError:  # not on every platform: claim the blocks by writing them
-            pass
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                raise
-        view = memoryview(bytes(size))
-        while view:
-            view = view[os.write(self.fd, view):]
-
-    def commit(self, data, target):
-        """Write ``data`` over the reserved space and rename the file to ``target`` (atomic)."""
-        fd, self.fd = self.fd, None
-        try:
-            try:
-                os.fchmod(fd, 0o600)
-                os.lseek(fd, 0, os.SEEK_SET)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.ftruncate(fd, len(data))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(self.path, target)
-        except BaseException:
-            self.discard()  # at once, not by the next run
-            raise
-        self.path = None
-
-    def discard(self):
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
-        if self.path is not None:
-            unlink(self.path)
-            self.path = None
 
 
 class VaultFile(object):
@@ -378,11 +314,11 @@ class VaultFile(object):
             unlink(leftover)
 
     def reserve(self, sizes):
-        """``{key: Reserved}`` of the given sizes; fails before the API call when there is no room."""
+        """``{key: TempFile}`` of the given sizes; fails before the API call when there is no room."""
         reserved = {}
         try:
             for key, size in sizes.items():
-                reserved[key] = Reserved(self.directory, self.tmp_prefix, self.tmp_suffix)
+                reserved[key] = TempFile(self.directory, self.tmp_prefix, self.tmp_suffix)
                 reserved[key].reserve(size)
         except (IOError, OSError) as exc:
             for item in reserved.values():
