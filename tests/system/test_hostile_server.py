@@ -268,3 +268,26 @@ def test_the_token_never_leaves_for_another_host(admin_token, run_playbook, tmp_
     for word in words:
         assert word in outcome["msg"], (word, outcome["msg"])
     assert admin_token not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("opt_in", [False, True])
+def test_the_role_hands_allow_insecure_http_to_the_module(admin_token, run_playbook, tmp_path, opt_in):
+    """Without the role variable an http:// host that is not loopback is refused before any request; with it,
+    the module goes there (the capture proxy stands in for the host and answers 404 to the token read)."""
+    password = tmp_path / "vault-pass"
+    password.write_text("a vault password\n")
+    role_vars = {"audit_trail_token_organization": "acme", "audit_trail_token_hostname": "http://tfe.example.com"}
+    if opt_in:
+        role_vars["audit_trail_token_allow_insecure_http"] = True
+    play = {"hosts": "localhost", "gather_facts": False,
+            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            "roles": [dict(role_vars, role="tfe.audit.audit_trail_token")]}
+    with CaptureProxy(admin_token) as proxy:
+        run = run_playbook(yaml.safe_dump([play], sort_keys=False), "--vault-password-file", str(password),
+                           env=dict(proxy.environment(), TFE_TOKEN=admin_token))
+    assert run.rc != 0 and "Traceback" not in run.stdout + run.stderr  # the proxy has no token to give
+    if opt_in:
+        assert [request["host"] for request in proxy.seen][:1] == ["tfe.example.com"]
+    else:
+        assert proxy.seen == [] and "allow_insecure_http" in run.stdout
+    assert admin_token not in run.stdout + run.stderr
