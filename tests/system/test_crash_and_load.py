@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """Crash safety and concurrency/load of the role tfe.audit.audit_trail_token (Ansible Vault store).
 
-Issue 4, suites 4 and 5, with real ``ansible-playbook`` runs against the in-process emulator:
+With real ``ansible-playbook`` runs against the in-process emulator:
 
 * crash safety: a regenerate-and-store run is held at one point (the POST in flight, the POST processed
   but not answered, the temp file half written, the temp file complete before the rename, the rename done

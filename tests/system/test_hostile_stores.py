@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""The role's stores against a hostile server and planted files (issue 12, items 1 and 8).
+"""The role's stores against a hostile server and planted files (a template planted as the token, planted links).
 
 A server that answers the create with a "token" such as ``{{ lookup('pipe', 'id > pwned.txt') }}`` must
 not get code run on the controller: neither by the run that stores it, nor by a later play that reads
@@ -334,7 +334,7 @@ def test_hashi_vault_hostile_token_runs_nothing(emulator, play, openbao, stub_co
         assert trusted.rc == 0, trusted
 
 
-# -- planted files (item 8) -------------------------------------------------------------------------------
+# -- planted files ---------------------------------------------------------------------------------------
 
 def test_planted_lock_symlink_is_refused(emulator, play, tmp_path):
     first = play(role_play(emulator))

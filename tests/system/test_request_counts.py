@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Request counts per operation (the smoke version of `make bench`, item 1): exact, no wall-clock assertion.
+"""Request counts per operation (the smoke version of `make bench`'s request counts): exact, no wall-clock assertion.
 
 One real ansible-playbook run against the in-process emulator on loopback (a non-HCP hostname, so every
 module run starts with the platform check GET /api/v2/ping). The 1-request idempotent run on

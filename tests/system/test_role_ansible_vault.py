@@ -127,10 +127,10 @@ def live(emulator, org="acme"):
     return token and token["token"]
 
 
-# -- 1 -------------------------------------------------------------------------------------------
+# -- first run -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", ["password-file", "vault-id", "env"])
-def test_1_first_run_creates_and_stores(emulator, role, password_file, variant):
+def test_first_run_creates_the_token_and_stores_its_secret(emulator, role, password_file, variant):
     vault_args, env, role_vars = None, None, None
     if variant == "vault-id":
         vault_args = ["--vault-id", "prod@%s" % password_file]
@@ -152,9 +152,9 @@ def test_1_first_run_creates_and_stores(emulator, role, password_file, variant):
     assert mutations(emulator) == [("POST", "/api/v2/organizations/acme/authentication-token")]
 
 
-# -- 2 -------------------------------------------------------------------------------------------
+# -- idempotence -----------------------------------------------------------------------------------
 
-def test_2_second_run_is_idempotent(emulator, role):
+def test_a_second_run_changes_nothing(emulator, role):
     first = role()
     assert first.rc == 0, first
     vault_file = first.workdir / VAULT_REL
@@ -170,9 +170,9 @@ def test_2_second_run_is_idempotent(emulator, role):
     assert (run.workdir / "fact.sha256").read_text() == sha256(live(emulator))
 
 
-# -- 3 -------------------------------------------------------------------------------------------
+# -- regenerated outside Ansible -------------------------------------------------------------------
 
-def test_3_regenerated_outside_ansible(emulator, role):
+def test_a_token_regenerated_outside_ansible_is_replaced_and_stored(emulator, role):
     first = role()
     assert first.rc == 0, first
     old = live(emulator)
@@ -189,9 +189,9 @@ def test_3_regenerated_outside_ansible(emulator, role):
     assert (run.workdir / "fact.sha256").read_text() == sha256(stored)
 
 
-# -- 4 -------------------------------------------------------------------------------------------
+# -- vault file deleted ----------------------------------------------------------------------------
 
-def test_4_vault_file_deleted(emulator, role):
+def test_a_deleted_vault_file_leads_to_a_new_stored_token(emulator, role):
     first = role()
     assert first.rc == 0, first
     old = live(emulator)
@@ -205,9 +205,9 @@ def test_4_vault_file_deleted(emulator, role):
     assert stored == live(emulator) != old
 
 
-# -- 5 -------------------------------------------------------------------------------------------
+# -- rotation --------------------------------------------------------------------------------------
 
-def test_5_rotate_before_reached(emulator, role):
+def test_reaching_rotate_before_regenerates_and_stores(emulator, role):
     first = role(role_vars={"audit_trail_token_lifetime": "10d"})
     assert first.rc == 0, first
     old = live(emulator)
@@ -223,7 +223,7 @@ def test_5_rotate_before_reached(emulator, role):
     assert again.rc == 0 and changed_count(again) == 0, again
 
 
-# -- 6 -------------------------------------------------------------------------------------------
+# -- other variables -------------------------------------------------------------------------------
 
 OTHER_VARS = """---
 db_password: "s3cr3t: with colon"
@@ -235,7 +235,7 @@ unicode: "Grüße ✓"
 """
 
 
-def test_6_other_variables_survive(emulator, role, tmp_path):
+def test_the_other_variables_of_the_vault_file_survive(emulator, role, tmp_path):
     path = tmp_path / "work" / VAULT_REL
     path.parent.mkdir(parents=True)
     path.write_bytes(encrypt(OTHER_VARS))
@@ -266,7 +266,7 @@ def test_6_other_variables_survive(emulator, role, tmp_path):
             assert data["vault_tfe_audit_trail_token"] == live(emulator)
 
 
-# -- 7 -------------------------------------------------------------------------------------------
+# -- failures, backups and kills -------------------------------------------------------------------
 
 SECRETS_FILE = {"audit_trail_token_vault_file": "{{ playbook_dir }}/secrets/token.vault.yml"}
 
@@ -294,7 +294,7 @@ class _ReadOnly:
 
 
 @pytest.mark.parametrize("failure", ["read-only directory", "missing vault secret", "wrong password"])
-def test_7_failure_before_any_mutation(emulator, role, tmp_path, failure):
+def test_failures_found_without_the_api_change_nothing(emulator, role, tmp_path, failure):
     first = role(role_vars=SECRETS_FILE)
     assert first.rc == 0, first
     path = first.workdir / "secrets" / "token.vault.yml"
@@ -325,7 +325,7 @@ def test_7_failure_before_any_mutation(emulator, role, tmp_path, failure):
     assert sorted(p.name for p in path.parent.iterdir()) == listing, "no temp file left"
 
 
-def test_7_backup_atomic_write_and_leftover_cleanup(emulator, role):
+def test_the_old_file_is_kept_as_backup_and_leftovers_are_removed(emulator, role):
     first = role()
     assert first.rc == 0, first
     path = first.workdir / VAULT_REL
@@ -352,7 +352,7 @@ def test_7_backup_atomic_write_and_leftover_cleanup(emulator, role):
     assert backup.read_bytes() == before
 
 
-def test_7_kill_mid_run_leaves_the_old_file(emulator, role, collections_path, tmp_path, password_file, admin_token):
+def test_a_run_killed_while_it_holds_the_lock_leaves_the_old_file(emulator, role, collections_path, tmp_path, password_file, admin_token):
     """A run killed (whole process tree) while it holds the lock leaves the old file, whole."""
     first = role()
     assert first.rc == 0, first
@@ -375,9 +375,9 @@ def test_7_kill_mid_run_leaves_the_old_file(emulator, role, collections_path, tm
     assert not list(path.parent.glob(".*.tmp"))
 
 
-# -- 8 -------------------------------------------------------------------------------------------
+# -- no plaintext ----------------------------------------------------------------------------------
 
-def test_8_no_plaintext_on_disk_or_in_output(emulator, role, tmp_path, issued, admin_token):
+def test_no_plaintext_secret_on_disk_or_in_output(emulator, role, tmp_path, issued, admin_token):
     log_path = tmp_path / "ansible.log"
     env = {"ANSIBLE_LOG_PATH": str(log_path)}
     runs = [role(args=["-vvvv", "--diff"], env=env)]
@@ -407,9 +407,9 @@ def test_8_no_plaintext_on_disk_or_in_output(emulator, role, tmp_path, issued, a
         assert leaks == [], "a secret appeared in %s" % leaks
 
 
-# -- 9 -------------------------------------------------------------------------------------------
+# -- check mode ------------------------------------------------------------------------------------
 
-def test_9_check_mode(emulator, role):
+def test_check_mode_writes_nothing_and_reports_the_change(emulator, role):
     run = role(args=["--check"])
     assert run.rc == 0, run
     assert changed_count(run) == 1
@@ -439,9 +439,9 @@ def test_9_check_mode(emulator, role):
     assert path.read_bytes() == before and live(emulator)
 
 
-# -- 10 ------------------------------------------------------------------------------------------
+# -- absent ----------------------------------------------------------------------------------------
 
-def test_10_absent(emulator, role):
+def test_absent_deletes_the_token_and_the_variable(emulator, role):
     first = role()
     assert first.rc == 0, first
     path = first.workdir / VAULT_REL
@@ -462,7 +462,7 @@ def test_10_absent(emulator, role):
     assert mutations(emulator) == []
 
 
-# -- 11 ------------------------------------------------------------------------------------------
+# -- concurrency -----------------------------------------------------------------------------------
 
 def _start(workdir, collections_path, private, password_file, admin_token, args=(), name="playbook.yml"):
     """Start ansible-playbook in its own session (own temp dirs and HOME), like run_playbook does."""
@@ -493,7 +493,7 @@ def _kill_leftover_workers(private):
             pass
 
 
-def test_11_concurrent_runs_end_consistent(emulator, role, collections_path, tmp_path, password_file, admin_token):
+def test_concurrent_runs_end_with_the_live_token_stored(emulator, role, collections_path, tmp_path, password_file, admin_token):
     setup = role(args=["--syntax-check"])  # writes the playbook into the shared work directory
     assert setup.rc == 0, setup
     procs = []
@@ -514,7 +514,7 @@ def test_11_concurrent_runs_end_consistent(emulator, role, collections_path, tmp
     assert 4 <= len(posts) <= 5, posts  # 4 forced regenerations, plus the create unless a forced run came first
 
 
-# -- issue 12: a full disk -------------------------------------------------------------------------
+# -- a full disk -------------------------------------------------------------------------
 
 SMALL_FS = {"audit_trail_token_vault_file": "{{ playbook_dir }}/small-fs/token.vault.yml"}
 
@@ -527,7 +527,7 @@ def small_fs(tmp_path):
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(path)],
                           capture_output=True, text=True, check=False)
     if proc.returncode:
-        pytest.skip("cannot mount a tmpfs here (%s); test_12_write_failure_after_the_api_call_keeps_the_secret "
+        pytest.skip("cannot mount a tmpfs here (%s); test_a_write_failure_after_the_api_call_keeps_the_new_secret "
                     "covers the same path by fault injection" % proc.stderr.strip())
     try:
         yield path
@@ -550,7 +550,7 @@ def _fill(directory):
     return directory / "filler"
 
 
-def test_12_full_disk_fails_before_the_api_call(emulator, role, small_fs):
+def test_a_full_disk_fails_before_the_api_call(emulator, role, small_fs):
     first = role(role_vars=SMALL_FS)
     assert first.rc == 0, first
     path = small_fs / "token.vault.yml"
@@ -592,7 +592,7 @@ os.replace = replace
 '''
 
 
-def test_12_write_failure_after_the_api_call_keeps_the_secret(emulator, role, tmp_path, issued):
+def test_a_write_failure_after_the_api_call_keeps_the_new_secret(emulator, role, tmp_path, issued):
     first = role()
     assert first.rc == 0, first
     path = first.workdir / VAULT_REL

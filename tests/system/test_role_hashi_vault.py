@@ -2,9 +2,10 @@
 """The role tfe.audit.audit_trail_token with the hashi_vault store, end to end.
 
 Real ansible-playbook runs of the role against the in-process HCP Terraform emulator and a real
-OpenBao dev server (``bao server -dev``, KV v2 at ``secret/``), for the behaviours of issue 3 that apply
-to this store: 1-5, 9, 10 (and the secret never printed, a clear failure when Vault is unreachable,
-check-and-set against a concurrent writer).
+OpenBao dev server (``bao server -dev``, KV v2 at ``secret/``): the role's behaviours that apply to this
+store (first run, idempotence, a token regenerated outside Ansible, a deleted KV entry, rotation, check
+mode, absent), the secret never printed, a clear failure when Vault is unreachable, and check-and-set
+against a concurrent writer.
 """
 
 import hashlib
@@ -100,7 +101,7 @@ def mutations(emulator):
     return [r for r in emulator.requests if r["method"] not in ("GET", "HEAD")]
 
 
-# -- 1. first run ------------------------------------------------------------------------------------
+# -- first run ------------------------------------------------------------------------------------
 
 def test_first_run_creates_and_stores(role, emulator, openbao):
     assert emulator.audit_trail_token(ORG) is None
@@ -137,7 +138,7 @@ def test_connection_from_role_variables_other_mount_and_key(role, emulator, open
     assert again.rc == 0 and again.changed == 0, again
 
 
-# -- 2. idempotent -----------------------------------------------------------------------------------
+# -- idempotent -----------------------------------------------------------------------------------
 
 def test_second_run_is_idempotent_and_reads_only(role, emulator, openbao):
     assert role().rc == 0
@@ -155,7 +156,7 @@ def test_second_run_is_idempotent_and_reads_only(role, emulator, openbao):
     assert run.fact_sha256 == sha256(live["token"])
 
 
-# -- 3. regenerated outside Ansible ---------------------------------------------------------------------
+# -- regenerated outside Ansible ---------------------------------------------------------------------
 
 def test_token_regenerated_outside_ansible_is_replaced(role, emulator, openbao):
     assert role().rc == 0
@@ -171,7 +172,7 @@ def test_token_regenerated_outside_ansible_is_replaced(role, emulator, openbao):
     assert role().changed == 0
 
 
-# -- 4. KV entry deleted -----------------------------------------------------------------------------
+# -- KV entry deleted -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["soft-delete", "metadata-delete"])
 def test_kv_entry_deleted_regenerates(role, emulator, openbao, how):
@@ -195,7 +196,7 @@ def test_kv_entry_deleted_regenerates(role, emulator, openbao, how):
     assert role().changed == 0
 
 
-# -- 5. rotate_before --------------------------------------------------------------------------------
+# -- rotate_before --------------------------------------------------------------------------------
 
 def test_rotate_before_regenerates_and_stores(role, emulator, openbao):
     assert role(audit_trail_token_lifetime="10d").rc == 0
@@ -211,7 +212,7 @@ def test_rotate_before_regenerates_and_stores(role, emulator, openbao):
     assert role(audit_trail_token_lifetime="90d", audit_trail_token_rotate_before="30d").changed == 0
 
 
-# -- 9. check mode -----------------------------------------------------------------------------------
+# -- check mode -----------------------------------------------------------------------------------
 
 def test_check_mode_first_run_changes_nothing(role, emulator, openbao):
     run = role(check=True)
@@ -255,7 +256,7 @@ def test_check_mode_absent_changes_nothing(role, emulator, openbao):
     assert_stored_live(openbao, emulator, version=1)
 
 
-# -- 10. absent ----------------------------------------------------------------------------------------
+# -- absent ----------------------------------------------------------------------------------------
 
 def test_absent_deletes_token_and_entry_idempotently(role, emulator, openbao):
     assert role().rc == 0
