@@ -29,11 +29,13 @@ waits for a request in flight.
 Exactly once, with ``state_file``: the state (the collection's cursor format: the newest recorded timestamp and
 the ids recorded at it) records an event once the rule engine has taken it from the queue. ansible-rulebook
 gives a source a queue that holds one event; an event still in it when the rulebook stops never reached a rule,
-so it is not recorded and comes again after a restart. The state is written atomically after each poll, at least
-every second while a backlog is emitted, and when the source is cancelled (the rulebook stops). A restart after
-a stop therefore repeats nothing and misses nothing. After a hard kill (SIGKILL, power loss), the events taken
-after the last write (about one second's worth, or the last event of an idle feed) come again; none is lost,
-because nothing is recorded before the engine took it.
+so it is not recorded and comes again after a restart. The state is written atomically at least every second
+while a backlog is emitted, after each poll once the engine has taken its last event, and when the source is
+cancelled. A restart therefore repeats nothing and misses nothing when the rulebook stopped while idle (however
+it stopped) or was cancelled (a ``shutdown`` action; SIGTERM or SIGINT when the JVM leaves those signals to
+ansible-rulebook, ``JAVA_TOOL_OPTIONS=-Xrs``). When the process dies in the middle of a backlog (SIGKILL, power
+loss, or SIGTERM handled by the JVM, which exits at once), the events taken after the last write, about one
+second's worth, come again; none is lost, because nothing is recorded before the engine took it.
 
 A token never appears in an event, a log line or the state file.
 """
@@ -162,6 +164,8 @@ REQUEST_TIMEOUT = 30.0
 REQUEST_RETRIES = 5
 # While a backlog is emitted, the state is written at least this often (seconds).
 SAVE_EVERY = 1.0
+# After a poll, wait this long at most for the engine to take the last event before writing the state.
+SETTLE_LIMIT = 2.0
 # While the token is stale, token_file (or the environment) is read this often (seconds).
 STALE_CHECK_EVERY = 1.0
 # A state ahead of this controller's clock by more than this would skip every event until then.
@@ -568,7 +572,15 @@ class AuditTrailSource:
                 last_save = self._clock()
         if count:
             logger.debug("emitted %d audit event(s), now at %s", count, self.emitted.timestamp)
+            await self._settle()
         await self._save()
+
+    async def _settle(self):
+        """Wait (a little) until the engine has taken what was put, so that the state written after a poll holds
+        every event: a rulebook stopped by a signal the JVM handles exits at once, without cancelling sources."""
+        deadline = self._clock() + SETTLE_LIMIT
+        while self._unconfirmed and self._queued() and self._clock() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _save(self):
         problem = self.save_state()
