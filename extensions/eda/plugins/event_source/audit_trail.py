@@ -629,6 +629,12 @@ class AuditTrailSource:
                 started = self._clock()
                 await self.poll()
                 await self._wait(started)
+        except KeyboardInterrupt:
+            # ansible-rulebook turns SIGINT and SIGTERM into KeyboardInterrupt wherever the main thread is. Landing
+            # here, it would be taken for this source ending, and the rulebook would wait 60 s for pending work:
+            # hand it back to the event loop, as if it had arrived while the loop waited.
+            asyncio.get_running_loop().call_soon(_interrupt)
+            raise asyncio.CancelledError() from None
         finally:  # cancelled (the rulebook stops): record what was emitted; never a traceback from here
             self._stop.set()
             problem = self.save_state()
@@ -636,6 +642,10 @@ class AuditTrailSource:
                 logger.error("%s", problem.message)
             if self._client is not None:
                 self._client.session.close()
+
+
+def _interrupt():
+    raise KeyboardInterrupt()
 
 
 def _describe(exc):

@@ -538,3 +538,40 @@ def test_after_a_poll_the_state_holds_every_event_the_engine_took(emulator, secr
     saved = run(scenario())
     assert saved.exported == 31
     assert saved.timestamp == trail(emulator)[-1][0] and trail(emulator)[-1][1] in saved.ids
+
+
+def test_a_keyboard_interrupt_inside_the_source_goes_back_to_the_event_loop(emulator, secret, tmp_path):
+    """ansible-rulebook raises KeyboardInterrupt for SIGINT/SIGTERM wherever the main thread is; caught by its
+    source wrapper it would mean "the source ended" (and a 60 s wait): it must stop the event loop instead."""
+    emulator.seed_events(ORG, count=50)
+    state = tmp_path / "state.json"
+
+    class Interrupting(asyncio.Queue):
+        puts = 0
+
+        async def put(self, item):
+            Interrupting.puts += 1
+            if Interrupting.puts == 20:
+                raise KeyboardInterrupt()
+            await super().put(item)
+
+    async def scenario():
+        queue = Interrupting(1)
+
+        async def consume():
+            while True:
+                await queue.get()
+
+        consumer = asyncio.create_task(consume())
+        try:  # what ansible-rulebook's source wrapper does with a source that ends
+            await audit_trail.main(queue, args_for(emulator, secret, state_file=str(state)))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            pass
+        await asyncio.sleep(10)  # never reached: the loop stops first
+        consumer.cancel()
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run(scenario())
+    assert time.monotonic() - start < 5
+    assert load_cursor(str(state)).exported in (18, 19)  # 19 put; the last maybe still in the queue
