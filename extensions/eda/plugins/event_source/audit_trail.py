@@ -126,6 +126,12 @@ options:
       - Events per request, from V(1) to V(1000).
     type: int
     default: 1000
+  allow_insecure_http:
+    description:
+      - Allow an C(http://) O(hostname) that is not loopback (a lab proxy). The token then crosses the network in
+        clear text; without this, such a hostname is refused at start.
+    type: bool
+    default: false
   state_file:
     description:
       - Where the source records which events it emitted (the collection's cursor format, written atomically
@@ -154,7 +160,7 @@ EXAMPLES = r"""
 logger = logging.getLogger("tfe.audit.audit_trail")
 
 ARGUMENTS = ("hostname", "token", "token_file", "validate_certs", "ca_path", "interval", "since", "page_size",
-             "state_file")
+             "state_file", "allow_insecure_http")
 DEFAULT_INTERVAL = 60.0
 MAX_PAGE_SIZE = 1000
 # Per request, the client waits out 429s (Retry-After / X-RateLimit-Reset) and backs off on 5xx and network
@@ -190,7 +196,9 @@ class _Stopped(Exception):
 
 
 def _now_text():
-    return _export.format_time(_export.utcnow())
+    """Now, as the API writes times (``2030-12-31T23:59:59.123Z``)."""
+    moment = _export.utcnow()
+    return "%s.%03dZ" % (moment.strftime("%Y-%m-%dT%H:%M:%S"), moment.microsecond // 1000)
 
 
 def _parse_canonical(text):
@@ -300,12 +308,18 @@ class Options:
             self.connection = _module.Connection(
                 dict(hostname=hostname, token="-", validate_certs=_boolean(args, "validate_certs"),
                      ca_path=_path(args, "ca_path", "/etc/pki/tls/certs/my-ca.pem", must_exist=True),
-                     timeout=REQUEST_TIMEOUT, max_retries=REQUEST_RETRIES, allow_unverified_platform=False),
+                     timeout=REQUEST_TIMEOUT, max_retries=REQUEST_RETRIES, allow_unverified_platform=False,
+                     allow_insecure_http=_boolean(args, "allow_insecure_http")),
                 environ=environ)
         except _module.OptionError as exc:
             raise ArgumentError(str(exc)) from None
         except _Problem as exc:
             raise ArgumentError(exc.message) from None
+        if self.connection.plain_http_remote and not _boolean(args, "allow_insecure_http"):
+            raise ArgumentError("hostname %s is http:// to a host that is not loopback: the token would cross the "
+                                "network in clear text. Use https:// (for example hostname: https://%s), or, for a lab "
+                                "proxy only, set allow_insecure_http: true"
+                                % (self.connection.base_url, self.connection.base_url[len("http://"):]))
         self.max_wait = max(MIN_REQUEST_WAIT, min(MAX_REQUEST_WAIT, self.interval))
 
     def token_and_origin(self):
@@ -346,7 +360,8 @@ class AuditTrailSource:
         self.queue = queue
         self._clock = clock
         # cursor: what the rule engine has taken from the queue (what state_file records); emitted: what was put
-        # on the queue (where the next poll starts). In between: unconfirmed, put but maybe still in the queue.
+        # on the queue (where the next poll starts). In between: the positions after each event put but maybe
+        # still in the queue, oldest first.
         self.cursor, from_state = self._load_state()
         self.emitted = self.cursor.copy()
         self._unconfirmed = collections.deque()
@@ -402,7 +417,7 @@ class AuditTrailSource:
         last ``n`` put by anyone: every event of ours put before our last ``n`` has left it."""
         queued = self._queued()
         while len(self._unconfirmed) > queued:
-            self.cursor.advance(*self._unconfirmed.popleft())
+            self.cursor = self._unconfirmed.popleft()
 
     def save_state(self):
         """Record what the engine has taken, and write the state when it changed.
@@ -561,11 +576,12 @@ class AuditTrailSource:
 
     async def _emit(self, spool):
         last_save, count = self._clock(), 0
-        for moment, event_id, line in _export.follow(spool, self.emitted.copy()):
+        # follow() moves self.emitted past each event as it yields it, before the put: a put cancelled while waiting
+        # for room puts nothing, but then the source is ending and emitted (the next poll's start) no longer matters.
+        for dummy, dummy_id, line in _export.follow(spool, self.emitted):
             await self.queue.put({"tfe_audit": json.loads(line.decode("utf-8"))})
-            # Only once put returned: a put cancelled while waiting for room put nothing.
-            self.emitted.advance(moment, event_id)
-            self._unconfirmed.append((moment, event_id))
+            self._unconfirmed.append(self.emitted.copy())  # recorded once the engine took it (confirm)
+            self.confirm()
             count += 1
             if self._clock() - last_save >= SAVE_EVERY:
                 await self._save()

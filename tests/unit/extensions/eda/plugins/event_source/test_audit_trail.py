@@ -575,3 +575,11 @@ def test_a_keyboard_interrupt_inside_the_source_goes_back_to_the_event_loop(emul
         run(scenario())
     assert time.monotonic() - start < 5
     assert load_cursor(str(state)).exported in (18, 19)  # 19 put; the last maybe still in the queue
+
+
+def test_plain_http_to_a_host_that_is_not_loopback_is_refused_unless_allowed(emulator, secret):
+    with pytest.raises(audit_trail.ArgumentError, match="clear text.*allow_insecure_http: true"):
+        audit_trail.Options(args_for(emulator, secret, hostname="http://tfe.example.com"))
+    options = audit_trail.Options(args_for(emulator, secret, hostname="http://tfe.example.com", allow_insecure_http=True))
+    assert options.connection.base_url == "http://tfe.example.com"
+    assert audit_trail.Options(args_for(emulator, secret)).connection.base_url == emulator.url  # loopback: allowed
