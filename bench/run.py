@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -696,6 +697,9 @@ def main():
         print("[bench] wrote %s and %s from %s" % (args.out, args.chart, args.from_json))
         return
     only = set(args.only.split(","))
+    if "6" in only and (rulebook_bin() is None or not shutil.which("java")):
+        raise SystemExit("item 6 needs ansible-rulebook in .venv-eda and a Java 17 runtime: run `make eda` once (it "
+                         "sets up both), or leave item 6 out with --only 1,2,3,4,5")
     start = time.monotonic()
     data = {"machine": machine()}
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True, capture_output=True,
@@ -719,9 +723,6 @@ def main():
         if "5" in only:
             data["events"] = bench_events(ws, emu, [int(c) for c in args.events.split(",")], args.events_reps)
         if "6" in only:
-            if rulebook_bin() is None:
-                raise SystemExit("item 6 needs ansible-rulebook in .venv-eda and a Java 17 runtime: run `make eda` "
-                                 "once, or leave it out with --only 1,2,3,4,5")
             data["eda"] = bench_eda(ws, emu, args.eda_samples, args.eda_backlog)
     load("done")
     data["loads"] = LOADS
