@@ -86,7 +86,7 @@ MATRIX_CI_STEPS ?= units integration
 
 help:
 	@echo 'Targets:'
-	@echo '  make test            lint, changelog, units, emulator-tests, sanity, integration, system, molecule, tarball, ee, docs (stops at the first failure)'
+	@echo '  make test            lint, changelog, units, emulator-tests, sanity, integration, system, molecule, tarball, ee, eda, docs (stops at the first failure)'
 	@echo '  make venv            .venv (Python 3.11, ansible-core 2.19) from requirements-dev.txt'
 	@echo '  make venv-2.21       .venv-2.21 (Python 3.12, ansible-core 2.21)'
 	@echo '  make collection      fresh copy of tracked+untracked-not-ignored files into build/ansible_collections/tfe/audit'
@@ -101,6 +101,7 @@ help:
 	@echo '  make changelog       antsibull-changelog release --version <galaxy.yml version> in a temp copy (fragments render)'
 	@echo '  make docs            antsibull-docs: collection docs as HTML in build/docs/html (fails on warnings)'
 	@echo '  make ee              validate examples/ee/ (ansible-builder create) and the collection'"'"'s EE metadata'
+	@echo '  make eda             the event source tfe.audit.audit_trail in ansible-rulebook (Java 17 installed when missing) + examples/de/'
 	@echo '  make matrix          ansible-test sanity+units+integration per ansible-core/Python cell (MATRIX=, MATRIX_STEPS=)'
 	@echo '  make matrix-ci       the reduced matrix CI runs after make test (MATRIX_CI, MATRIX_CI_STEPS)'
 	@echo '  make bench           performance benchmark -> docs/PERFORMANCE.md + docs/performance-fleet.png (BENCH_ARGS=--quick)'
@@ -285,6 +286,29 @@ $(VENV_DOCS_STAMP): tests/ci/requirements-docs.txt
 	$(VENV_DOCS)/bin/python -m pip install -q -r tests/ci/requirements-docs.txt $(PIP_QUIET)
 	@touch $@
 
+# Event-Driven Ansible: the event source tfe.audit.audit_trail and the rulebooks in the real engine (ansible-rulebook
+# in its own venv, .venv-eda, pinned in tests/ci/requirements-eda.txt) against the emulator (tests/eda, EDA_WORKERS
+# pytest-xdist workers), then examples/de/ with `ansible-builder create` (.venv-ee). ansible-rulebook needs a Java 17
+# runtime: tests/ci/eda-java.sh installs openjdk-17-jre-headless with apt-get when it is missing.
+VENV_EDA := $(ROOT)/.venv-eda
+VENV_EDA_STAMP := $(VENV_EDA)/.tfe-audit-installed
+EDA_WORKERS ?= 2
+.PHONY: eda
+
+$(VENV_EDA_STAMP): tests/ci/requirements-eda.txt
+	$(call header,venv-eda: create/update $(VENV_EDA) (ansible-rulebook))
+	@[ -x $(VENV_EDA)/bin/python ] || $(PYTHON311) -m venv $(VENV_EDA)
+	$(VENV_EDA)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(VENV_EDA)/bin/python -m pip install -q -r tests/ci/requirements-eda.txt $(PIP_QUIET)
+	@touch $@
+
+eda: $(VENV_EDA_STAMP) $(VENV_EE_STAMP)
+	$(call header,Event-Driven Ansible: ansible-rulebook against the emulator + examples/de/)
+	@java_home=$$($(ROOT)/tests/ci/eda-java.sh); \
+	cd $(ROOT) && JAVA_HOME=$$java_home PATH=$(VENV_EDA)/bin:$$java_home/bin:$$PATH \
+	  $(VENV_EDA)/bin/python -m pytest tests/eda -q -p no:cacheprovider $(if $(filter-out 0 1,$(EDA_WORKERS)),-n $(EDA_WORKERS)) $(PYTEST_ARGS)
+	ANSIBLE_BUILDER=$(VENV_EE)/bin/ansible-builder ANSIBLE_GALAXY=$(VENV_EDA)/bin/ansible-galaxy $(ROOT)/tests/ci/eda-de-check.sh
+
 # antsibull-docs renders the collection (the fresh copy) to HTML in build/docs/html; fails on warnings.
 docs: collection $(VENV_DOCS_STAMP)
 	$(call header,antsibull-docs sphinx-init + build -> build/docs/html)
@@ -343,7 +367,7 @@ demo: $(VENV_STAMP)
 # Cheapest first so failures show up early.
 test:
 	@start=$$(date +%s); \
-	for t in lint changelog units emulator-tests sanity integration system molecule tarball ee docs; do \
+	for t in lint changelog units emulator-tests sanity integration system molecule tarball ee eda docs; do \
 	  s=$$(date +%s); \
 	  $(MAKE) --no-print-directory $$t || { echo; echo "==== make test: FAILED in '$$t' ===="; exit 1; }; \
 	  echo "==== [$$t] done in $$(( $$(date +%s) - s )) s ===="; \
@@ -352,6 +376,6 @@ test:
 
 clean:
 	$(call header,clean)
-	rm -rf $(BUILD) $(VENV) $(VENV221) $(ROOT)/.venv-matrix $(VENV_EE) $(VENV_DOCS) $(ROOT)/.venv-bench tests/output .pytest_cache .hypothesis
+	rm -rf $(BUILD) $(VENV) $(VENV221) $(ROOT)/.venv-matrix $(VENV_EE) $(VENV_EDA) $(VENV_DOCS) $(ROOT)/.venv-bench tests/output .pytest_cache .hypothesis
 
 endif

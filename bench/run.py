@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import platform
+import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -287,6 +289,159 @@ def bench_events(ws, emu, counts, reps, orders=ORDERS):
     return out
 
 
+# -- 6 ---------------------------------------------------------------------------------------------
+
+EDA_INTERVAL = 2
+EDA_RULEBOOK = """
+- name: bench
+  hosts: localhost
+  sources:
+    - name: source
+      {source}
+  rules:
+    - name: fired
+      condition: {condition}
+      action:
+        debug:
+          msg: "FIRED {{{{ {field} }}}}"
+"""
+EDA_INVENTORY = "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+
+
+def rulebook_bin():
+    """ansible-rulebook of .venv-eda (`make eda` creates it), with ansible-galaxy beside it; None when missing."""
+    path = ROOT / ".venv-eda" / "bin" / "ansible-rulebook"
+    return path if path.exists() else None
+
+
+class EdaRun:
+    """One ansible-rulebook process whose rule prints ``FIRED <value>``; fired() reads the debug banners' times."""
+
+    def __init__(self, ws, name, source, condition, field):
+        self.dir = ws.path("eda", name)
+        self.dir.mkdir(parents=True)
+        (self.dir / "rulebook.yml").write_text(EDA_RULEBOOK.format(source=source, condition=condition, field=field))
+        (self.dir / "inventory.yml").write_text(EDA_INVENTORY)
+        self.out = self.dir / "out.txt"
+        binary = rulebook_bin()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "TFE_"))}
+        env.update(PATH="%s:%s" % (binary.parent, env.get("PATH", "")), PYTHONUNBUFFERED="1", HOME=str(self.dir),
+                   ANSIBLE_COLLECTIONS_PATH=str(ws.path("collections")))
+        self.started = time.time()
+        with open(self.out, "w") as out:
+            self.proc = subprocess.Popen([str(binary), "-r", "rulebook.yml", "-i", "inventory.yml"], cwd=str(self.dir),
+                                         env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def fired(self):
+        found, when = [], None
+        for line in self.out.read_text(errors="replace").splitlines():
+            if line.startswith("** ") and line.rstrip("*").endswith("[debug] "):
+                when = datetime.datetime.strptime(line[3:29], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            elif line.startswith("FIRED "):
+                found.append((when, line[6:]))
+        return found
+
+    def wait(self, count, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            fired = self.fired()
+            if len(fired) >= count:
+                return fired
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("ansible-rulebook: %d of %d rules fired\n%s" % (
+                    len(fired), count, self.out.read_text(errors="replace")[-3000:]))
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            self.proc.wait(60)
+
+
+def audit_source(ws, emu, org, **extra):
+    """The source's rulebook line for an organization of the emulator, reading its own token file."""
+    token = ws.path("eda", "%s.token" % org)
+    token.parent.mkdir(exist_ok=True)
+    token.write_text(emu.regenerate_audit_trail_token(org)["token"])
+    args = dict(hostname=emu.url, token_file=str(token), interval=EDA_INTERVAL)
+    args.update(extra)
+    return "tfe.audit.audit_trail: %s" % json.dumps(args)
+
+
+def bench_eda(ws, emu, samples, backlog, orders=ORDERS):
+    """Creation-to-rule delay at interval 2 s, and a backlog through the engine; in both listing orders."""
+    out = {"interval": EDA_INTERVAL, "backlog": backlog, "latency": {}, "throughput": {}}
+    for order in orders:
+        emu.set_listing(order=order)
+        load("6. EDA delay, %s first" % order)
+        org = "eda-delay-" + order
+        emu.add_organization(org, entitlement=True)
+        run = EdaRun(ws, "delay-" + order, audit_source(ws, emu, org), "event.tfe_audit is defined",
+                     "event.tfe_audit.id")
+        try:
+            run.wait(1, 120)  # the token's own creation: the source is polling
+            delays = []
+            for number in range(samples):
+                time.sleep(random.uniform(0, EDA_INTERVAL))  # any phase of the polling cycle
+                created = time.time()
+                emu.seed_events(org, count=1, step_seconds=0.001)
+                delays.append(run.wait(number + 2, 30)[-1][0] - created)
+        finally:
+            run.stop()
+        out["latency"][order] = delays
+
+        load("6. EDA backlog of %d, %s first" % (backlog, order))
+        org = "eda-backlog-" + order
+        emu.add_organization(org, entitlement=True)
+        source = audit_source(ws, emu, org)
+        emu.seed_events(org, count=backlog, step_seconds=0.01)
+        run = EdaRun(ws, "backlog-" + order, source, "event.tfe_audit is defined", "event.tfe_audit.id")
+        try:
+            fired = run.wait(backlog + 1, 1800)
+        finally:
+            run.stop()
+        out["throughput"][order] = {"events": len(fired), "first": fired[0][0] - run.started,
+                                    "last": fired[-1][0] - run.started}
+    load("6. EDA floor: eda.builtin.range")
+    run = EdaRun(ws, "floor", "eda.builtin.range: {limit: %d}" % (backlog + 1), "event.i is defined", "event.i")
+    try:
+        fired = run.wait(backlog + 1, 1800)
+    finally:
+        run.stop()
+    out["floor"] = {"events": len(fired), "first": fired[0][0] - run.started, "last": fired[-1][0] - run.started}
+    emu.set_listing(order="newest")
+    return out
+
+
+def eda_lines(eda):
+    interval, target = eda["interval"], eda["interval"] + 1
+    lines = ["", "## 6. Event-Driven Ansible: the event source `tfe.audit.audit_trail` in `ansible-rulebook`", "",
+             "Real `ansible-rulebook` runs (`.venv-eda`: its Drools engine on a Java 17 runtime) with one rule, `debug` "
+             "of the event's id; the time a rule fired is the `debug` banner's. **Delay**: events created one at a time "
+             "at a random moment of the polling cycle (`interval: %d`), from the emulator call that creates one to its "
+             "rule firing. **Backlog**: %d seeded events (plus the token's own) read and emitted from a cold start, "
+             "oldest first; the rate counts from the first rule firing to the last. The floor is ansible-rulebook's own "
+             "`eda.builtin.range` source putting the same number of events through the same rule: what the engine "
+             "itself costs." % (interval, eda["backlog"]), "",
+             "| Listed | Samples | Delay median | p95 | max | target ≤ %d s |" % target, "|---|--:|--:|--:|--:|---|"]
+    for order in sorted(eda["latency"]):
+        delays = sorted(eda["latency"][order])
+        p95 = delays[min(len(delays) - 1, int(round(0.95 * (len(delays) - 1))))]
+        lines.append("| %s first | %d | %.2f s | %.2f s | %.2f s | %s |" % (
+            order, len(delays), median(delays), p95, delays[-1], verdict(delays[-1] <= target)))
+    floor = eda["floor"]
+    floor_rate = (floor["events"] - 1) / (floor["last"] - floor["first"])
+    lines += ["", "| Backlog | Listed | first rule after start | last rule after start | events/s through the engine "
+              "| floor `eda.builtin.range` events/s | source / floor |", "|--:|---|--:|--:|--:|--:|--:|"]
+    for order in sorted(eda["throughput"]):
+        row = eda["throughput"][order]
+        rate = (row["events"] - 1) / (row["last"] - row["first"])
+        lines.append("| %d | %s first | %.1f s | %.1f s | %.0f | %.0f | %.2f |" % (
+            row["events"], order, row["first"], row["last"], rate, floor_rate, rate / floor_rate))
+    return lines
+
+
 # -- report ----------------------------------------------------------------------------------------
 
 def machine():
@@ -438,6 +593,8 @@ def render(data, args):
               "interpreter and reads `os.wait4`'s `ru_maxrss`. Medians of %d interleaved runs." % args.events_reps]
     for order in sorted(data["events"]):
         lines += events_table(order, data["events"][order])
+    if data.get("eda"):
+        lines += eda_lines(data["eda"])
     lines += ["", "## Notes", "",
               "- The emulator runs in the benchmark's own process (a thread); on a %s-core machine it competes with "
               "`ansible-playbook` and its forks for CPU, which inflates every absolute number; the ratios are what "
@@ -511,7 +668,9 @@ def main():
     parser.add_argument("--forks", type=int, default=10)
     parser.add_argument("--events", default="10000,100000", help="seeded event counts (item 5)")
     parser.add_argument("--events-reps", type=int, default=3)
-    parser.add_argument("--only", default="1,2,3,4,5", help="items to run (the report needs all)")
+    parser.add_argument("--eda-samples", type=int, default=20, help="creation-to-rule delays measured (item 6)")
+    parser.add_argument("--eda-backlog", type=int, default=10000, help="backlog put through ansible-rulebook (item 6)")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="items to run (the report needs all)")
     parser.add_argument("--worktree", action="store_true",
                         help="benchmark the checkout as it is (default: the HEAD commit, exported with git archive)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
@@ -526,6 +685,7 @@ def main():
         args.reps, args.tasks, args.create_n = 2, 5, 4
         args.fleet, args.fleet_reps, args.fleet_reps_large = "4,8", 1, 1
         args.events, args.events_reps = "2000,10000", 1
+        args.eda_samples, args.eda_backlog = 5, 2000
     if args.from_json:  # re-render a saved run (e.g. after changing the report's text)
         data = json.loads(Path(args.from_json).read_text())
         args.argv = data.get("argv", args.argv)
@@ -537,6 +697,9 @@ def main():
         print("[bench] wrote %s and %s from %s" % (args.out, args.chart, args.from_json))
         return
     only = set(args.only.split(","))
+    if "6" in only and (rulebook_bin() is None or not shutil.which("java")):
+        raise SystemExit("item 6 needs ansible-rulebook in .venv-eda and a Java 17 runtime: run `make eda` once (it "
+                         "sets up both), or leave item 6 out with --only 1,2,3,4,5")
     start = time.monotonic()
     data = {"machine": machine()}
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True, capture_output=True,
@@ -559,15 +722,18 @@ def main():
                                         args.forks)
         if "5" in only:
             data["events"] = bench_events(ws, emu, [int(c) for c in args.events.split(",")], args.events_reps)
+        if "6" in only:
+            data["eda"] = bench_eda(ws, emu, args.eda_samples, args.eda_backlog)
     load("done")
     data["loads"] = LOADS
     data["argv"] = args.argv
-    data["knobs"] = {knob: getattr(args, knob) for knob in ("reps", "tasks", "create_n", "forks", "events_reps")}
+    data["knobs"] = {knob: getattr(args, knob) for knob in ("reps", "tasks", "create_n", "forks", "events_reps",
+                                                            "eda_samples", "eda_backlog")}
     data["duration"] = time.monotonic() - start
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(data, indent=1, default=str))
     print("[bench] raw results: %s" % args.json)
-    if only != {"1", "2", "3", "4", "5"}:
+    if only != {"1", "2", "3", "4", "5", "6"}:
         return
     report = render(data, args)
     Path(args.json).write_text(json.dumps(data, indent=1, default=str))

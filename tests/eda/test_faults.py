@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+"""The source never stops by itself: a 429 storm and a 30 s outage, each one error event and one recovered event,
+no audit event lost or repeated; in both listing orders, in the real engine."""
+
+import time
+
+import pytest
+
+from conftest import ORDERS, assert_clean, key, source_rulebook, trail
+
+INTERVAL = 2
+
+
+def control(book, name):
+    return [event[name] for dummy, event in book.records() if name in event]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_429_storm_and_a_30_s_outage_each_give_one_error_and_one_recovered_event(order, emulator_factory, rulebook,
+                                                                                   tmp_path):
+    emu = emulator_factory(order)
+    secret = emu.regenerate_audit_trail_token("acme")["token"]
+    emu.seed_events("acme", count=20)
+    # The token from the environment this time (TFE_AUDIT_TRAIL_TOKEN), at -v.
+    book = rulebook(source_rulebook(hostname=emu.url, interval=INTERVAL, state_file=str(tmp_path / "state.json")),
+                    env={"TFE_AUDIT_TRAIL_TOKEN": secret}, verbosity=1).start()
+    book.wait_count(21, 60)
+
+    # A storm: every audit trail request answered 429 with Retry-After: 1, for about 12 s. The client waits each
+    # one out, gives the poll up after 5 s of waiting, and the source backs off and tries again.
+    emu.add_fault(method="GET", path="audit-trail", status=429, headers={"Retry-After": "1"}, count=12)
+    emu.seed_events("acme", count=3, step_seconds=0.001)
+    book.wait_for(lambda records: control(book, "tfe_audit_source_recovered"), 60, "the recovery from the storm")
+    book.wait_count(24, INTERVAL + 5)
+
+    # An outage: every connection dropped for 30 s.
+    emu.add_fault(method="GET", path="audit-trail", drop=True, count=100000)
+    emu.seed_events("acme", count=3, step_seconds=0.001)
+    time.sleep(30)
+    emu.clear_faults()
+    ended = time.time()
+    book.wait_for(lambda records: len(control(book, "tfe_audit_source_recovered")) == 2, 30, "the recovery from the outage")
+    book.wait_count(27, INTERVAL + 5)
+    time.sleep(INTERVAL + 0.5)  # a repeat, or a second error event, would have arrived by now
+
+    errors, recovered = control(book, "tfe_audit_source_error"), control(book, "tfe_audit_source_recovered")
+    assert len(errors) == 2 and len(recovered) == 2, (errors, recovered)
+    assert (errors[0]["kind"], errors[0]["status"]) == ("http", 429)
+    assert (errors[1]["kind"], errors[1]["status"]) == ("network", None)
+    assert [r["since"] for r in recovered] == [e["since"] for e in errors]
+    names = [next(name for name in event if name != "meta") for dummy, event in book.records()]
+    controls = [name for name in names if name != "tfe_audit"]
+    assert controls == ["tfe_audit_source_error", "tfe_audit_source_recovered"] * 2
+    fired = {event["tfe_audit_source_recovered"]["recovered_at"] for dummy, event in book.records()
+             if "tfe_audit_source_recovered" in event}
+    assert fired and all(isinstance(value, str) for value in fired)
+    keys = [key(event) for event in book.events()]
+    assert keys == trail(emu), "an audit event was lost, repeated or out of order"
+    outage_recovery = [when for when, event in book.records() if "tfe_audit_source_recovered" in event][-1]
+    assert outage_recovery - ended <= 10, "the recovery took %.1f s after the outage ended" % (outage_recovery - ended)
+    book.stop()
+    assert_clean(book.text)
+    assert secret not in book.text
