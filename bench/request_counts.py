@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""HTTP requests per operation, counted in the emulator's request log (bench item 1; also `make bench-smoke`).
+"""HTTP requests per operation, counted in the emulator's request log (the requests section of `make bench`; also `make bench-smoke`).
 
 One playbook runs every operation in turn against a non-HCP hostname (the emulator on loopback, so each
 module run starts with the platform check GET /api/v2/ping). Between operations a marker request

@@ -39,15 +39,15 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
-# -- 1 ---------------------------------------------------------------------------------------------
+# -- request counts --------------------------------------------------------------------------------
 
 def bench_requests(ws):
-    load("1. request counts")
+    load("request counts")
     counts, dummy = request_counts.measure(ws, ADMIN)
     return {op: counts[op] for op in request_counts.OPERATIONS}
 
 
-# -- 2 ---------------------------------------------------------------------------------------------
+# -- task time -------------------------------------------------------------------------------------
 
 PLAY = """
 - hosts: localhost
@@ -105,7 +105,7 @@ def uri_recipe(prefix, org, url):
 
 
 def bench_task_time(ws, emu, reps, n):
-    load("2. task time")
+    load("task time")
     emu.add_organization("tt", entitlement=True)
     emu.regenerate_audit_trail_token("tt")
     books = {
@@ -123,10 +123,10 @@ def bench_task_time(ws, emu, reps, n):
     return per_rep
 
 
-# -- 3 ---------------------------------------------------------------------------------------------
+# -- create path -----------------------------------------------------------------------------------
 
 def bench_create(ws, emu, reps, n):
-    load("3. create path")
+    load("create path")
     env = {"TFE_TOKEN": ADMIN}
     per_rep = {"module": [], "uri": [], "module_cpu": [], "uri_cpu": []}
     for rep in range(reps):
@@ -147,7 +147,7 @@ def bench_create(ws, emu, reps, n):
     return per_rep
 
 
-# -- 4 ---------------------------------------------------------------------------------------------
+# -- fleet -----------------------------------------------------------------------------------------
 
 FLEET_ROLE = """
 - hosts: all
@@ -161,7 +161,7 @@ FLEET_ROLE = """
 
 
 def fleet_uri(url):
-    """The recipe of item 3, with the organization taken from the inventory host."""
+    """The create-path recipe, with the organization taken from the inventory host."""
     return PLAY.replace("localhost", "all").format(tasks=uri_recipe("", "{{ inventory_hostname }}", url))
 
 
@@ -169,7 +169,7 @@ def bench_fleet(ws, emu, sizes, reps_for, forks):
     results = []  # dicts: kind, n, phase, seconds
     for n in sizes:
         for rep in range(reps_for(n)):
-            load("4. fleet N=%d rep %d" % (n, rep + 1))
+            load("fleet N=%d rep %d" % (n, rep + 1))
             for kind in (("role", "uri") if rep % 2 == 0 else ("uri", "role")):
                 orgs = ["f-%s-%d-%d-%d" % (kind, n, rep, i) for i in range(n)]
                 for org in orgs:
@@ -204,7 +204,7 @@ def fit(points):
     return slope, my - slope * mx
 
 
-# -- 5 ---------------------------------------------------------------------------------------------
+# -- events export ---------------------------------------------------------------------------------
 
 EVENTS_BOOK = """
 - hosts: localhost
@@ -236,6 +236,8 @@ def last_line(path):
 
 
 ORDERS = ("newest", "oldest")
+# The report's sections, in its order (--only takes these names).
+SECTIONS = ("requests", "task_time", "create", "fleet", "events", "eda")
 
 
 def sorted_digest(path):
@@ -256,7 +258,7 @@ def bench_events(ws, emu, counts, reps, orders=ORDERS):
         emu.set_listing(order=order)
         out[order] = {}
         for count in counts:
-            load("5. events export %d, %s first" % (count, order))
+            load("events export %d, %s first" % (count, order))
             org = "ev-%s-%d" % (order, count)
             emu.add_organization(org, entitlement=True)
             secret = emu.regenerate_audit_trail_token(org)["token"]
@@ -289,7 +291,7 @@ def bench_events(ws, emu, counts, reps, orders=ORDERS):
     return out
 
 
-# -- 6 ---------------------------------------------------------------------------------------------
+# -- Event-Driven Ansible --------------------------------------------------------------------------
 
 EDA_INTERVAL = 2
 EDA_RULEBOOK = """
@@ -374,7 +376,7 @@ def bench_eda(ws, emu, samples, backlog, orders=ORDERS):
     out = {"interval": EDA_INTERVAL, "backlog": backlog, "latency": {}, "throughput": {}}
     for order in orders:
         emu.set_listing(order=order)
-        load("6. EDA delay, %s first" % order)
+        load("EDA delay, %s first" % order)
         org = "eda-delay-" + order
         emu.add_organization(org, entitlement=True)
         run = EdaRun(ws, "delay-" + order, audit_source(ws, emu, org), "event.tfe_audit is defined",
@@ -391,7 +393,7 @@ def bench_eda(ws, emu, samples, backlog, orders=ORDERS):
             run.stop()
         out["latency"][order] = delays
 
-        load("6. EDA backlog of %d, %s first" % (backlog, order))
+        load("EDA backlog of %d, %s first" % (backlog, order))
         org = "eda-backlog-" + order
         emu.add_organization(org, entitlement=True)
         source = audit_source(ws, emu, org)
@@ -403,7 +405,7 @@ def bench_eda(ws, emu, samples, backlog, orders=ORDERS):
             run.stop()
         out["throughput"][order] = {"events": len(fired), "first": fired[0][0] - run.started,
                                     "last": fired[-1][0] - run.started}
-    load("6. EDA floor: eda.builtin.range")
+    load("EDA floor: eda.builtin.range")
     run = EdaRun(ws, "floor", "eda.builtin.range: {limit: %d}" % (backlog + 1), "event.i is defined", "event.i")
     try:
         fired = run.wait(backlog + 1, 1800)
@@ -416,7 +418,7 @@ def bench_eda(ws, emu, samples, backlog, orders=ORDERS):
 
 def eda_lines(eda):
     interval, target = eda["interval"], eda["interval"] + 1
-    lines = ["", "## 6. Event-Driven Ansible: the event source `tfe.audit.audit_trail` in `ansible-rulebook`", "",
+    lines = ["", "## Event-Driven Ansible: the event source `tfe.audit.audit_trail` in `ansible-rulebook`", "",
              "Real `ansible-rulebook` runs (`.venv-eda`: its Drools engine on a Java 17 runtime) with one rule, `debug` "
              "of the event's id; the time a rule fired is the `debug` banner's. **Delay**: events created one at a time "
              "at a random moment of the polling cycle (`interval: %d`), from the emulator call that creates one to its "
@@ -502,7 +504,7 @@ def render(data, args):
              "| Duration of this run | %.0f s |" % data["duration"],
              ""]
     # 1
-    lines += ["## 1. HTTP requests per operation", "",
+    lines += ["## HTTP requests per operation", "",
               "Counted in the emulator's request log, host `http://127.0.0.1:<port>` (not an HCP Terraform hostname, "
               "so every module run starts with the platform check `GET /api/v2/ping`). On `app.terraform.io` the "
               "platform is known without asking: the idempotent `present` is **1 request**, proven by the unit "
@@ -519,7 +521,7 @@ def render(data, args):
     tt = data["task_time"]
     mod, uri = median(tt["module"]), median(tt["uri"])
     ratio = mod / uri
-    lines += ["", "## 2. Task time: idempotent `tfe_audit_trail_token` vs one `ansible.builtin.uri` GET", "",
+    lines += ["", "## Task time: idempotent `tfe_audit_trail_token` vs one `ansible.builtin.uri` GET", "",
               "A playbook of %d identical tasks on localhost; a task's time is the distance between consecutive task "
               "starts (bench/callback_plugins/bench_timer.py), the first task (which also builds the AnsiballZ "
               "payload) left out; median over the tasks of a run, then over %d interleaved runs. The module makes "
@@ -536,7 +538,7 @@ def render(data, args):
     cr = data["create"]
     mod, uri = median(cr["module"]), median(cr["uri"])
     speed = uri / mod
-    lines += ["", "## 3. Create path: the module vs the `uri` recipe", "",
+    lines += ["", "## Create path: the module vs the `uri` recipe", "",
               "Per organization without a token: one module task (ping, GET 404, POST) vs the recipe a user writes "
               "without the collection: `uri` GET (200/404), `uri` POST when 404, `set_fact` (3 tasks, 2 requests). "
               "Time from the start of the operation's first task to the start of the next operation; median over "
@@ -548,7 +550,7 @@ def render(data, args):
     lines += cpu_lines(cr, "create")
     # 4
     fl = data["fleet"]
-    lines += ["", "## 4. Fleet: N organizations, forks %d" % args.forks, "",
+    lines += ["", "## Fleet: N organizations, forks %d" % args.forks, "",
               "One inventory host per organization (`ansible_connection: local`), `ansible-playbook -f %d`. **role**: "
               "`tfe.audit.audit_trail_token`, Ansible Vault store, one vault file per organization in a temp dir, "
               "a vault password file (the first run creates and stores, the idempotent run reads, verifies the "
@@ -582,7 +584,7 @@ def render(data, args):
     data["fits"] = {k: list(v) for k, v in fits.items()}
     lines += ["", "![fleet time vs N](%s)" % Path(args.chart).name]
     # 5
-    lines += ["", "## 5. Events export to NDJSON: `tfe_audit_trail_events` vs a plain `requests` loop", "",
+    lines += ["", "## Events export to NDJSON: `tfe_audit_trail_events` vs a plain `requests` loop", "",
               "Seeded events (one second apart) exported with `dest` + `cursor_file` by the module in a real "
               "`ansible-playbook` run, vs `bench/floor_export.py` (a plain `requests` loop walking the same pages "
               "and writing the lines as they come: no sorting, no de-duplication, no cursor, no fsync, no crash "
@@ -659,18 +661,18 @@ def profile_module(ws, emu):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small knobs, for development")
-    parser.add_argument("--reps", type=int, default=6, help="interleaved runs for items 2 and 3 (their runs swing by 20%% on a shared machine)")
-    parser.add_argument("--tasks", type=int, default=20, help="identical tasks per playbook (item 2)")
-    parser.add_argument("--create-n", type=int, default=10, help="creates per playbook (item 3)")
-    parser.add_argument("--fleet", default="10,50,200", help="fleet sizes (item 4)")
+    parser.add_argument("--reps", type=int, default=6, help="interleaved runs for task_time and create (their runs swing by 20%% on a shared machine)")
+    parser.add_argument("--tasks", type=int, default=20, help="identical tasks per playbook (task_time)")
+    parser.add_argument("--create-n", type=int, default=10, help="creates per playbook (create)")
+    parser.add_argument("--fleet", default="10,50,200", help="fleet sizes (fleet)")
     parser.add_argument("--fleet-reps", type=int, default=2, help="interleaved runs per fleet size up to 50")
     parser.add_argument("--fleet-reps-large", type=int, default=1, help="interleaved runs per fleet size above 50")
     parser.add_argument("--forks", type=int, default=10)
-    parser.add_argument("--events", default="10000,100000", help="seeded event counts (item 5)")
+    parser.add_argument("--events", default="10000,100000", help="seeded event counts (events)")
     parser.add_argument("--events-reps", type=int, default=3)
-    parser.add_argument("--eda-samples", type=int, default=20, help="creation-to-rule delays measured (item 6)")
-    parser.add_argument("--eda-backlog", type=int, default=10000, help="backlog put through ansible-rulebook (item 6)")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="items to run (the report needs all)")
+    parser.add_argument("--eda-samples", type=int, default=20, help="creation-to-rule delays measured (eda)")
+    parser.add_argument("--eda-backlog", type=int, default=10000, help="backlog put through ansible-rulebook (eda)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="sections to run (the report needs all): %s" % ", ".join(SECTIONS))
     parser.add_argument("--worktree", action="store_true",
                         help="benchmark the checkout as it is (default: the HEAD commit, exported with git archive)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
@@ -697,9 +699,9 @@ def main():
         print("[bench] wrote %s and %s from %s" % (args.out, args.chart, args.from_json))
         return
     only = set(args.only.split(","))
-    if "6" in only and (rulebook_bin() is None or not shutil.which("java")):
-        raise SystemExit("item 6 needs ansible-rulebook in .venv-eda and a Java 17 runtime: run `make eda` once (it "
-                         "sets up both), or leave item 6 out with --only 1,2,3,4,5")
+    if "eda" in only and (rulebook_bin() is None or not shutil.which("java")):
+        raise SystemExit("the eda section needs ansible-rulebook in .venv-eda and a Java 17 runtime: run `make eda` once "
+                         "(it sets up both), or leave it out with --only %s" % ",".join(SECTIONS[:-1]))
     start = time.monotonic()
     data = {"machine": machine()}
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True, capture_output=True,
@@ -709,20 +711,20 @@ def main():
     data["machine"]["commit"] = commit + (" (the checkout, with uncommitted changes)" if dirty and args.worktree
                                           else "" if args.worktree else " (committed tree, `git archive`)")
     with harness.Workspace(snapshot=None if args.worktree else commit) as ws, harness.emulator(ADMIN) as emu:
-        if "1" in only:
+        if "requests" in only:
             data["requests"] = bench_requests(ws)
-        if "2" in only:
+        if "task_time" in only:
             data["task_time"] = bench_task_time(ws, emu, args.reps, args.tasks)
             data["profile"] = profile_module(ws, emu)
-        if "3" in only:
+        if "create" in only:
             data["create"] = bench_create(ws, emu, args.reps, args.create_n)
-        if "4" in only:
+        if "fleet" in only:
             sizes = [int(n) for n in args.fleet.split(",")]
             data["fleet"] = bench_fleet(ws, emu, sizes, lambda n: args.fleet_reps if n <= 50 else args.fleet_reps_large,
                                         args.forks)
-        if "5" in only:
+        if "events" in only:
             data["events"] = bench_events(ws, emu, [int(c) for c in args.events.split(",")], args.events_reps)
-        if "6" in only:
+        if "eda" in only:
             data["eda"] = bench_eda(ws, emu, args.eda_samples, args.eda_backlog)
     load("done")
     data["loads"] = LOADS
@@ -733,7 +735,7 @@ def main():
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(data, indent=1, default=str))
     print("[bench] raw results: %s" % args.json)
-    if only != {"1", "2", "3", "4", "5", "6"}:
+    if only != set(SECTIONS):
         return
     report = render(data, args)
     Path(args.json).write_text(json.dumps(data, indent=1, default=str))

@@ -6,10 +6,10 @@
 #   e.g. tests/ci/matrix.sh 2.20.10 3.12            (steps default to: sanity units integration)
 #        tests/ci/matrix.sh 2.18.19 3.11 units integration
 #
-# Virtualenv:  <repo>/.venv-matrix/<core major.minor>-py<python>  (pinned: ansible-core==<version>
-#              + tests/ci/requirements-matrix.txt; stamped, rebuilt when either changes)
+# Virtualenv:  <repo>/.venv-matrix/<core major.minor>-py<python>  (tests/ci/venv.sh: ansible-core==<version>
+#              + tests/ci/requirements-matrix.txt, rebuilt when either changes)
 # Collection:  <repo>/build/matrix/<core>-py<python>/ansible_collections/tfe/audit (fresh copy)
-# Interpreter: $(pyenv root)/versions/<python>.*/bin/python<python>, else python<python> on PATH.
+# Extra arguments per step from SANITY_ARGS, UNITS_ARGS and INTEGRATION_ARGS (word-split), e.g. a test file.
 # Prints one "matrix-time <cell> <step> <seconds> <ok|FAILED>" line per step (collected by `make matrix`).
 # Runs every step even after a failure; exits non-zero if any step failed.
 set -euo pipefail
@@ -29,28 +29,7 @@ reqs=$root/tests/ci/requirements-matrix.txt
 
 pip_quiet() { { grep --line-buffered -v -e 'is ignored: it is neither a file nor a directory' || true; }; }
 
-find_python() {
-  local pyenv_root candidate
-  pyenv_root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
-  # the newest patch release pyenv holds
-  candidate=$(find "$pyenv_root/versions" -maxdepth 3 -path "*/versions/$py.*/bin/python$py" 2>/dev/null \
-              | sort -V | tail -n 1 || true)
-  if [ -n "$candidate" ] && [ -x "$candidate" ]; then echo "$candidate"; return; fi
-  command -v "python$py" || { echo "matrix: no Python $py (pyenv or PATH)" >&2; exit 2; }
-}
-
-# --- virtualenv (pinned, stamped) ----------------------------------------------------------------
-want="ansible-core==$core $(sha256sum "$reqs" | cut -c1-16)"
-stamp=$venv/.tfe-audit-matrix
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "==== [matrix $cell] virtualenv $venv (ansible-core $core, Python $py) ===="
-  rm -rf "$venv"
-  "$(find_python)" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip 2>&1 | pip_quiet
-  "$venv/bin/python" -m pip install -q "ansible-core==$core" -r "$reqs" 2>&1 | pip_quiet
-  echo "$want" >"$stamp"
-fi
-"$venv/bin/python" -c "import sys; assert '%d.%d' % sys.version_info[:2] == '$py', sys.version"
+"$root/tests/ci/venv.sh" "$venv" "$py" "ansible-core==$core" "$reqs"
 actual=$("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)')
 [ "$actual" = "$core" ] || { echo "matrix: $venv has ansible-core $actual, not $core" >&2; exit 1; }
 
@@ -68,14 +47,14 @@ for step in "${steps[@]}"; do
   start=$(date +%s)
   case $step in
     sanity)
-      cmd=(ansible-test sanity --local --requirements --python "$py" --color no) ;;
+      cmd=(ansible-test sanity --local --requirements --python "$py" --color no ${SANITY_ARGS:-}) ;;
     units)
-      cmd=(ansible-test units --local --requirements --python "$py" --color no) ;;
+      cmd=(ansible-test units --local --requirements --python "$py" --color no ${UNITS_ARGS:-}) ;;
     integration)
       cmd=(env PYTHON="$venv/bin/python" INTEGRATION_CONFIG="$coll/tests/integration/integration_config.yml"
            EMULATOR_LOG="$root/build/matrix/$cell/emulator.log"
            "$root/tests/ci/with-emulator.sh"
-           ansible-test integration --local --python "$py" --color no --continue-on-error) ;;
+           ansible-test integration --local --python "$py" --color no --continue-on-error ${INTEGRATION_ARGS:-}) ;;
     *) echo "matrix: unknown step $step (sanity, units, integration)" >&2; exit 2 ;;
   esac
   if "${cmd[@]}" 2>&1 | pip_quiet; then status=ok; else status=FAILED; rc=1; fi
