@@ -50,7 +50,6 @@ import os
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 
@@ -63,10 +62,10 @@ def _collections_root(path: str) -> str:
 # ansible-rulebook runs a source with runpy.run_path and does not put the collections path on sys.path: the
 # collection's own code is found from this file's location when it is not importable already.
 try:
-    from ansible_collections.tfe.audit.plugins.module_utils import _client, _export, _module
+    from ansible_collections.tfe.audit.plugins.module_utils import _client, _export, _module, _time
 except ImportError:  # pragma: no cover - exercised by the real-engine tests (tests/eda)
     sys.path.insert(0, _collections_root(__file__))
-    from ansible_collections.tfe.audit.plugins.module_utils import _client, _export, _module
+    from ansible_collections.tfe.audit.plugins.module_utils import _client, _export, _module, _time
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
@@ -175,7 +174,6 @@ SETTLE_LIMIT = 2.0
 # While the token is stale, token_file (or the environment) is read this often (seconds).
 STALE_CHECK_EVERY = 1.0
 # A state ahead of this controller's clock by more than this would skip every event until then.
-FUTURE_ALLOWANCE = timedelta(minutes=5)
 TOKEN_FILE_LIMIT = 64 * 1024
 
 
@@ -197,13 +195,7 @@ class _Stopped(Exception):
 
 def _now_text():
     """Now, as the API writes times (``2030-12-31T23:59:59.123Z``)."""
-    moment = _export.utcnow()
-    return "%s.%03dZ" % (moment.strftime("%Y-%m-%dT%H:%M:%S"), moment.microsecond // 1000)
-
-
-def _parse_canonical(text):
-    """A canonical API time (``2030-12-31T23:59:59.123Z``) as an aware datetime."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return _time.format_time(_time.utcnow())
 
 
 # -- arguments -------------------------------------------------------------------------------------
@@ -393,7 +385,7 @@ class AuditTrailSource:
                 raise ArgumentError("state_file %s is the cursor_file of the export into %s; give the event source "
                                     "a state file of its own, for example state_file: "
                                     "/var/lib/tfe-audit/audit-trail-source.json" % (path, stored.dest))
-            if stored.timestamp and _parse_canonical(stored.timestamp) > _export.utcnow() + FUTURE_ALLOWANCE:
+            if stored.timestamp and _time.parse_time(stored.timestamp) > _time.utcnow() + _export.FUTURE_ALLOWANCE:
                 raise ArgumentError("state_file %s says the source reached %s, which is later than now (%s) on this "
                                     "controller: it would skip every event until then. Fix the clock, or move the "
                                     "state file away to start again from since." % (path, stored.timestamp, _now_text()))
@@ -533,7 +525,7 @@ class AuditTrailSource:
             "token_file": self.options.token_file, "at": _now_text()}})
 
     async def _gap(self, position, oldest):
-        span = _export.gap(position, oldest, _export.utcnow())
+        span = _export.gap(position, oldest, _time.utcnow())
         if not span or span[0] == self._gap_reported:
             return
         self._gap_reported = span[0]
