@@ -111,9 +111,10 @@ options:
     type: str
 """
 
-    # The organization and what decides its token's life, for the modules that manage the token
-    # (tfe.audit.connection.token); argument spec: organization_argument_spec() and token_argument_spec().
-    TOKEN = ORGANIZATION + r"""
+    # What decides the token's life, for the modules that manage it (tfe.audit.connection.token, with
+    # tfe.audit.connection.organization); argument spec: token_argument_spec().
+    TOKEN = r"""
+options:
   force_regenerate:
     description:
       - Generate a new token on every run, even if one exists. The old token stops working at once.

@@ -67,7 +67,6 @@ def token_argument_spec():
     )
 
 
-
 class OptionError(Exception):
     """Bad input, found before any API call. The message names the option and shows a valid example."""
 

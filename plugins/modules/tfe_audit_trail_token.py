@@ -64,6 +64,7 @@ seealso:
     link: https://developer.hashicorp.com/terraform/cloud-docs/api-docs/audit-trails-tokens
 extends_documentation_fragment:
   - tfe.audit.connection
+  - tfe.audit.connection.organization
   - tfe.audit.connection.token
 """
 

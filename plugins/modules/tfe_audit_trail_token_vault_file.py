@@ -108,10 +108,9 @@ seealso:
     description: Encrypting content with Ansible Vault.
     link: https://docs.ansible.com/ansible/latest/vault_guide/index.html
   - module: tfe.audit.tfe_audit_trail_token
-  - role: tfe.audit.audit_trail_token
-    description: The role built on this action.
 extends_documentation_fragment:
   - tfe.audit.connection
+  - tfe.audit.connection.organization
   - tfe.audit.connection.token
 """
 

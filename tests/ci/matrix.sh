@@ -9,7 +9,7 @@
 # Virtualenv:  <repo>/.venv-matrix/<core major.minor>-py<python>  (tests/ci/venv.sh: ansible-core==<version>
 #              + tests/ci/requirements-matrix.txt, rebuilt when either changes)
 # Collection:  <repo>/build/matrix/<core>-py<python>/ansible_collections/tfe/audit (fresh copy)
-# Extra arguments per step from SANITY_ARGS, UNITS_ARGS and INTEGRATION_ARGS (word-split), e.g. a test file.
+# Extra arguments per step from SANITY_ARGS, UNITS_ARGS and INTEGRATION_ARGS (split at blanks), e.g. a test file.
 # Prints one "matrix-time <cell> <step> <seconds> <ok|FAILED>" line per step (collected by `make matrix`).
 # Runs every step even after a failure; exits non-zero if any step failed.
 set -euo pipefail
@@ -43,18 +43,24 @@ export PATH=$venv/bin:$PATH
 cd "$coll"
 rc=0
 for step in "${steps[@]}"; do
+  extra=()
+  case $step in
+    sanity) read -r -a extra <<<"${SANITY_ARGS:-}" ;;
+    units) read -r -a extra <<<"${UNITS_ARGS:-}" ;;
+    integration) read -r -a extra <<<"${INTEGRATION_ARGS:-}" ;;
+  esac
   echo "==== [matrix $cell] ansible-test $step (ansible-core $core, Python $py) ===="
   start=$(date +%s)
   case $step in
     sanity)
-      cmd=(ansible-test sanity --local --requirements --python "$py" --color no ${SANITY_ARGS:-}) ;;
+      cmd=(ansible-test sanity --local --requirements --python "$py" --color no "${extra[@]}") ;;
     units)
-      cmd=(ansible-test units --local --requirements --python "$py" --color no ${UNITS_ARGS:-}) ;;
+      cmd=(ansible-test units --local --requirements --python "$py" --color no "${extra[@]}") ;;
     integration)
       cmd=(env PYTHON="$venv/bin/python" INTEGRATION_CONFIG="$coll/tests/integration/integration_config.yml"
            EMULATOR_LOG="$root/build/matrix/$cell/emulator.log"
            "$root/tests/ci/with-emulator.sh"
-           ansible-test integration --local --python "$py" --color no --continue-on-error ${INTEGRATION_ARGS:-}) ;;
+           ansible-test integration --local --python "$py" --color no --continue-on-error "${extra[@]}") ;;
     *) echo "matrix: unknown step $step (sanity, units, integration)" >&2; exit 2 ;;
   esac
   if "${cmd[@]}" 2>&1 | pip_quiet; then status=ok; else status=FAILED; rc=1; fi
