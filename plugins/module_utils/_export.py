@@ -717,69 +717,93 @@ def export(fetch, options, check_mode, warn, result, now=None):
     ``options``: ``dest``, ``cursor_file`` (or None), ``since``, ``page_size``, ``max_events``.
     Fills ``result`` as it goes, so that a caller that catches an error can report what was done.
     """
-    dest, cursor_file = options["dest"], options.get("cursor_file")
-    now = now or utcnow()
     result.update(changed=False, count=0, pages=0, gap=False)
-    with Dest(dest, check_mode) as target:
-        stored = load_cursor(cursor_file) if cursor_file else None
-        dest_stat = target.stat()
-        adopted, cut_to = 0, None
-        if stored is None:
-            if cursor_file and dest_stat is not None and dest_stat.st_size:
+    return _ExportRun(options, check_mode, warn, result, now or utcnow()).run(fetch)
+
+
+class _ExportRun:
+    """One export into ``dest``: resume (dest checked against the cursor, a killed run's lines adopted), walk,
+    then count (check mode) or append and move the cursor."""
+
+    def __init__(self, options, check_mode, warn, result, now):
+        self.options, self.check_mode, self.warn, self.result, self.now = options, check_mode, warn, result, now
+        self.dest, self.cursor_file = options["dest"], options.get("cursor_file")
+        self.target = self.stored = self.cursor = None
+        self.adopted, self.cut_to = 0, None
+
+    def run(self, fetch):
+        with Dest(self.dest, self.check_mode) as self.target:
+            self._resume()
+            position = self.cursor if self.cursor.timestamp else Cursor.after(self.options.get("since"))
+            self.result["next_since"] = position.timestamp
+            with Spool(os.path.dirname(os.path.abspath(self.dest))) as spool:
+                seen = walk(fetch, position, self.options["page_size"], spool)
+                self.result.update(pages=seen.pages, listing_order=seen.order)
+                _report_gap(self.result, position, seen, self.warn, self.now, has_cursor=self.cursor.timestamp is not None)
+                if self.check_mode:
+                    self._count(spool, position.copy())
+                else:
+                    self._recover()
+                    self._append(spool)
+        return self.result
+
+    def _resume(self):
+        """The cursor to continue from; fails before anything is fetched when dest or the cursor is not as left."""
+        self.stored = load_cursor(self.cursor_file) if self.cursor_file else None
+        dest_stat = self.target.stat()
+        if self.stored is None:
+            if self.cursor_file and dest_stat is not None and dest_stat.st_size:
                 raise ExportError(
                     "dest %s already holds %d bytes, and cursor_file %s does not exist, so the export cannot tell "
                     "which events it holds: it would write them again. Move dest away to export everything again "
-                    "into a new file, or restore cursor_file." % (dest, dest_stat.st_size, cursor_file))
-            cursor = Cursor()
+                    "into a new file, or restore cursor_file." % (self.dest, dest_stat.st_size, self.cursor_file))
+            self.cursor = Cursor()
         else:
-            if stored.timestamp and parse_time(stored.timestamp) > now + FUTURE_ALLOWANCE:
+            if self.stored.timestamp and parse_time(self.stored.timestamp) > self.now + FUTURE_ALLOWANCE:
                 raise ExportError(
                     "cursor_file %s says the export reached %s, which is later than now (%s) on this controller: it "
                     "would skip every event until then. If the controller's clock is wrong, fix it; otherwise move "
-                    "the cursor away to export again from since." % (cursor_file, stored.timestamp, format_time(now)))
-            cursor, adopted, cut_to = reconcile(dest, dest_stat, target.fd, stored, cursor_file)
-        if cursor_file:
-            result["recovered"] = adopted
-        position = cursor if cursor.timestamp else Cursor.after(options.get("since"))
-        result["next_since"] = position.timestamp
-        with Spool(os.path.dirname(os.path.abspath(dest))) as spool:
-            seen = walk(fetch, position, options["page_size"], spool)
-            result.update(pages=seen.pages, listing_order=seen.order)
-            _report_gap(result, position, seen, warn, now, has_cursor=cursor.timestamp is not None)
-            if check_mode:
-                scratch = position.copy()
-                result["count"] = sum(1 for dummy in follow(spool, scratch, options.get("max_events")))
-                result["changed"] = bool(result["count"] or adopted or cut_to is not None)
-                if result["count"]:
-                    result["next_since"] = scratch.timestamp
-                return result
-            _write(target, cursor, spool, cursor_file, options.get("max_events"), adopted, cut_to, stored, result)
-    return result
+                    "the cursor away to export again from since."
+                    % (self.cursor_file, self.stored.timestamp, format_time(self.now)))
+            self.cursor, self.adopted, self.cut_to = reconcile(self.dest, dest_stat, self.target.fd, self.stored,
+                                                               self.cursor_file)
+        if self.cursor_file:
+            self.result["recovered"] = self.adopted
 
+    def _count(self, spool, scratch):
+        """Check mode: what a real run would append, counted on the same merge."""
+        count = sum(1 for dummy in follow(spool, scratch, self.options.get("max_events")))
+        self.result.update(count=count, changed=bool(count or self.adopted or self.cut_to is not None))
+        if count:
+            self.result["next_since"] = scratch.timestamp
 
-def _write(target, cursor, spool, cursor_file, max_events, adopted, cut_to, stored, result):
-    """Commit what recovery found, then append the merge and move the cursor past it."""
-
-    def commit(pending=None):
-        target.create()
-        current = target.stat()
-        cursor.dest, cursor.dest_size = os.path.abspath(target.path), current.st_size
+    def _commit(self, pending=None):
+        """The cursor, with where dest ends now and the write about to begin (``pending``), if any."""
+        self.target.create()
+        current = self.target.stat()
+        cursor = self.cursor
+        cursor.dest, cursor.dest_size = os.path.abspath(self.dest), current.st_size
         cursor.dest_device, cursor.dest_inode, cursor.pending = current.st_dev, current.st_ino, pending
-        if cursor_file:
-            save_cursor(cursor_file, cursor)
+        if self.cursor_file:
+            save_cursor(self.cursor_file, cursor)
 
-    if cut_to is not None:
-        target.truncate(cut_to)  # the partial last line of this export's own killed write
-        result["changed"] = True
-    if stored is not None and (adopted or cut_to is not None or cursor != stored):
-        commit()  # adopted lines or a rotated dest: committed before any new line
-        result["changed"] = result["changed"] or bool(adopted)
-    if not spool.line_bytes:
-        return
-    target.create()
-    start = target.stat().st_size
-    commit(pending={"from": start, "to": start + spool.line_bytes})
-    before = cursor.exported
-    target.append(_chunks(_lines(follow(spool, cursor, max_events))))
-    commit()
-    result.update(count=cursor.exported - before, changed=True, next_since=cursor.timestamp)
+    def _recover(self):
+        """Cut the partial last line of this export's own killed write, and commit what was adopted."""
+        if self.cut_to is not None:
+            self.target.truncate(self.cut_to)
+            self.result["changed"] = True
+        if self.stored is not None and (self.adopted or self.cut_to is not None or self.cursor != self.stored):
+            self._commit()  # adopted lines or a rotated dest: committed before any new line
+            self.result["changed"] = self.result["changed"] or bool(self.adopted)
+
+    def _append(self, spool):
+        """Record the write, append the merge (fsync), then move the cursor past it."""
+        if not spool.line_bytes:
+            return
+        self.target.create()
+        start = self.target.stat().st_size
+        self._commit(pending={"from": start, "to": start + spool.line_bytes})
+        before = self.cursor.exported
+        self.target.append(_chunks(_lines(follow(spool, self.cursor, self.options.get("max_events")))))
+        self._commit()
+        self.result.update(count=self.cursor.exported - before, changed=True, next_since=self.cursor.timestamp)
