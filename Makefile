@@ -131,18 +131,19 @@ ee: collection ## The execution environment example (ansible-builder create) and
 	@$(call venv,.venv-ee,3.11,tests/ci/requirements-ee.txt)
 	@rm -rf $(BUILD)/ee
 	ansible-galaxy collection build $(COLL) --output-path $(BUILD)/ee
-	ANSIBLE_BUILDER=$(ROOT)/.venv-ee/bin/ansible-builder $(SCRIPTS)/ee-check.sh $(BUILD)/ee/tfe-audit-*.tar.gz
+	ANSIBLE_BUILDER=$(ROOT)/.venv-ee/bin/ansible-builder $(SCRIPTS)/builder-check.sh ee $(BUILD)/ee/tfe-audit-*.tar.gz
 
 # ansible-rulebook runs on a Java 17 runtime: tests/ci/eda-java.sh installs Debian's openjdk-17-jre-headless
 # with apt-get when java is missing, and prints its JAVA_HOME.
-eda: ## The event source and the rulebooks in the real engine (ansible-rulebook), then the decision environment
+eda: collection ## The event source and the rulebooks in the real engine (ansible-rulebook), then the decision environment
 	@$(call venv,.venv-eda,3.11,tests/ci/requirements-eda.txt)
 	@$(call venv,.venv-ee,3.11,tests/ci/requirements-ee.txt)
 	@java_home=$$($(SCRIPTS)/eda-java.sh); cd $(ROOT) && JAVA_HOME=$$java_home \
 	  PATH=$(ROOT)/.venv-eda/bin:$$java_home/bin:$$PATH .venv-eda/bin/python -m pytest tests/eda -q \
 	  -p no:cacheprovider $(if $(filter-out 0 1,$(EDA_WORKERS)),-n $(EDA_WORKERS)) $(PYTEST_ARGS)
-	ANSIBLE_BUILDER=$(ROOT)/.venv-ee/bin/ansible-builder ANSIBLE_GALAXY=$(ROOT)/.venv-eda/bin/ansible-galaxy \
-	  $(SCRIPTS)/eda-de-check.sh
+	@rm -rf $(BUILD)/de
+	ansible-galaxy collection build $(COLL) --output-path $(BUILD)/de
+	ANSIBLE_BUILDER=$(ROOT)/.venv-ee/bin/ansible-builder $(SCRIPTS)/builder-check.sh de $(BUILD)/de/tfe-audit-*.tar.gz
 
 docs: collection ## The collection's HTML docs with antsibull-docs (build/docs/html; fails on warnings)
 	@$(call venv,.venv-docs,3.11,tests/ci/requirements-docs.txt)
