@@ -28,6 +28,9 @@ and the public collectors read it as newest first. Nothing below depends on the 
     time instead (keyset): the next request asks for the events after the newest one seen, page 1,
     which no removal at the front can shift. If a later page contradicts that, the walk starts
     again by number from the run's ``since`` (repeats are dropped; nothing is lost).
+    The one case left: an oldest-first listing whose pages never hold two different times (``page_size: 1``,
+    or pages of one millisecond each) cannot show its order, so it is paged by number, and events expiring
+    from its front during such a run could move past the reader.
   - Events sharing one millisecond are taken to keep one order between requests (any order).
 
 * **Repeats are dropped, and lines are written oldest first.** Each page's new events are sorted
