@@ -111,6 +111,20 @@ def parse_iso8601(value) -> datetime:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
+# A secret of the real shape (``<14 chars>.atlasv1.<secret>``) for documents that tests plant.
+REAL_LOOKING_TOKEN = "ABCDEFGHIJKLMN.atlasv1." + "s3cr3t-_" * 8
+
+
+def token_document(**attributes) -> dict:
+    """A create (201) answer of the API's shape with ``attributes`` overridden (``id`` too), for tests that make
+    the emulator answer with planted values (``add_fault(status=201, body=json.dumps(token_document(...)))``)."""
+    values = {"created-at": "2026-01-05T10:11:12.075Z", "last-used-at": None, "description": None,
+              "token": REAL_LOOKING_TOKEN, "expired-at": "2028-01-05T10:11:12.000Z"}
+    values.update(attributes)
+    return {"data": {"id": values.pop("id", "at-sjt83qTw3GZatuPm"), "type": "authentication-tokens",
+                     "attributes": values}}
+
+
 def error_doc(status: int, title: str | None = None, detail: str | None = None, pointer: str | None = None):
     err = {"status": str(status), "title": title or HTTPStatus(status).phrase.lower()}
     if detail:

@@ -24,18 +24,11 @@ import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 from reliability import record
+from tfe_emulator import REAL_LOOKING_TOKEN, token_document
 
 SUITE = "hostile"
 PLANT = "{{ lookup('pipe', 'id > pwned-%d.txt') }}"
-REAL_LOOKING = "ABCDEFGHIJKLMN.atlasv1." + "x" * 60
-
-
-def token_document(**attributes):
-    values = {"created-at": "2026-01-05T10:11:12.075Z", "last-used-at": None, "description": None,
-              "token": REAL_LOOKING, "expired-at": "2028-01-05T10:11:12.000Z"}
-    values.update(attributes)
-    return {"data": {"id": values.pop("id", "at-sjt83qTw3GZatuPm"), "type": "authentication-tokens",
-                     "attributes": values}}
+REAL_LOOKING = REAL_LOOKING_TOKEN
 
 
 def pwned_files(root):

@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from tfe_emulator import REAL_LOOKING_TOKEN, token_document  # tests/unit/conftest.py puts it on sys.path
 from requests.adapters import HTTPAdapter
 
 from ansible_collections.tfe.audit.plugins.module_utils import _client
@@ -429,15 +430,7 @@ def test_redirects_are_not_followed(emulator):
 
 # -- a hostile server: what it answers is never trusted, never echoed --------------------------------
 
-REAL_LOOKING = "ABCDEFGHIJKLMN.atlasv1." + "s3cr3t-_" * 8
-
-
-def token_document(**attributes):
-    values = {"created-at": "2026-01-05T10:11:12.075Z", "last-used-at": None, "description": None,
-              "token": REAL_LOOKING, "expired-at": "2028-01-05T10:11:12.000Z"}
-    values.update(attributes)
-    return {"data": {"id": values.pop("id", "at-sjt83qTw3GZatuPm"), "type": "authentication-tokens",
-                     "attributes": values}}
+REAL_LOOKING = REAL_LOOKING_TOKEN
 
 
 def answer(emulator, method, document, status=None):
