@@ -299,12 +299,18 @@ def planted(case, export, victim, run_check, run_real):
     return outcomes
 
 
-def test_dest_pointed_at_a_foreign_file_while_a_cursor_exists(emulator, secret, tmp_path, run_playbook):
+def exported_and_a_victim(emulator, secret, tmp_path, run_playbook):
+    """An export that has run once (dest and cursor exist), and another program's log beside it."""
     emulator.seed_events("acme", 5)
     export = Export(emulator, secret, tmp_path, run_playbook)
     export()
     victim = tmp_path / "app.log"
     victim.write_bytes(VICTIM)
+    return export, victim
+
+
+def test_dest_pointed_at_a_foreign_file_while_a_cursor_exists(emulator, secret, tmp_path, run_playbook):
+    export, victim = exported_and_a_victim(emulator, secret, tmp_path, run_playbook)
     export.dest = victim  # a typo, or a reused cursor
     check, real = export("--check", check=False), export(check=False)
     for message in planted("dest is another file while a cursor exists (check mode and real)", export, victim,
@@ -313,11 +319,7 @@ def test_dest_pointed_at_a_foreign_file_while_a_cursor_exists(emulator, secret, 
 
 
 def test_dest_swapped_for_a_symlink(emulator, secret, tmp_path, run_playbook):
-    emulator.seed_events("acme", 5)
-    export = Export(emulator, secret, tmp_path, run_playbook)
-    export()
-    victim = tmp_path / "app.log"
-    victim.write_bytes(VICTIM)
+    export, victim = exported_and_a_victim(emulator, secret, tmp_path, run_playbook)
     export.dest.unlink()
     export.dest.symlink_to(victim)
     for message in planted("dest swapped for a symlink to another file", export, victim,
