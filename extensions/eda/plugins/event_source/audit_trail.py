@@ -38,15 +38,22 @@ loss, or SIGTERM handled by the JVM, which exits at once), the events taken afte
 second's worth, come again; none is lost, because nothing is recorded before the engine took it.
 
 A token never appears in an event, a log line or the state file.
+
+What the server sends is never a template: a playbook that ``run_playbook`` starts receives the event as extra
+vars, which Ansible renders when it reads them, so every Jinja opening delimiter in the event's strings and keys
+is broken (``{{`` becomes ``{ {``; real audit events hold none), and the exact original then travels beside it,
+base64-encoded JSON, under ``tfe_audit_original``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -76,6 +83,9 @@ description:
   - An ansible-rulebook event source that polls the audit trail of the organization the token belongs to
     (C(GET /api/v2/organization/audit-trail)) and puts each new audit event on the queue as one event, oldest
     first, under the key C(tfe_audit).
+  - Values from the server are never templates. A Jinja opening delimiter in a string or key of the event is broken
+    (V({{) becomes V({ {)), because a playbook started by C(run_playbook) receives the event as extra vars, which
+    Ansible renders; the exact event then comes as well, base64-encoded JSON, under C(tfe_audit_original).
   - With O(state_file), each audit event is put on the queue once across restarts of the rulebook.
   - The source never stops by itself. It reports its own condition as events C(tfe_audit_source_error),
     C(tfe_audit_source_recovered), C(tfe_audit_token_stale) (HTTP 401, one per token) and C(tfe_audit_gap).
@@ -168,6 +178,11 @@ MIN_REQUEST_WAIT, MAX_REQUEST_WAIT = 5.0, 60.0
 REQUEST_TIMEOUT = 30.0
 REQUEST_RETRIES = 5
 # While a backlog is emitted, the state is written at least this often (seconds).
+# Jinja's opening delimiters. A playbook that ansible-rulebook runs (run_playbook) receives the whole event as
+# extra vars, and Ansible renders a string that holds one of them as a template when the playbook reads it
+# (ansible-core 2.18 renders every string of ansible_eda as soon as any of it is read): a server that planted
+# "{{ lookup('pipe', ...) }}" in an audit event would run code where the rulebook runs.
+_TEMPLATE_START = re.compile(r"\{(?=[{%#])")
 SAVE_EVERY = 1.0
 # After a poll, wait this long at most for the engine to take the last event before writing the state.
 SETTLE_LIMIT = 2.0
@@ -179,6 +194,30 @@ TOKEN_FILE_LIMIT = 64 * 1024
 
 class ArgumentError(ValueError):
     """A bad source argument, found at start. The message names the argument and shows a valid value."""
+
+
+def inert(value):
+    """``(copy, changed)``: ``value`` with every Jinja opening delimiter in its strings and keys broken
+    (``{{`` becomes ``{ {``), so no Ansible version can render it. Real audit events hold none."""
+    if isinstance(value, str):
+        broken = _TEMPLATE_START.sub("{ ", value)
+        return broken, broken != value
+    changed = False
+    if isinstance(value, dict):
+        copy = {}
+        for key, item in value.items():
+            (key, key_changed), (item, item_changed) = inert(key), inert(item)
+            copy[key] = item
+            changed = changed or key_changed or item_changed
+        return copy, changed
+    if isinstance(value, list):
+        copy = []
+        for item in value:
+            item, item_changed = inert(item)
+            copy.append(item)
+            changed = changed or item_changed
+        return copy, changed
+    return value, False
 
 
 class _Problem(Exception):
@@ -489,12 +528,16 @@ class AuditTrailSource:
 
     # -- events about the source ----------------------------------------------------------------
 
+    async def _put(self, event):
+        """Put an event about the source; its messages may quote the server, so they are made inert too."""
+        await self.queue.put(inert(event)[0])
+
     async def _failed(self, problem, channel="read"):
         logger.warning("%s", problem.message)
         outage = self.outages.get(channel)
         if outage is None:
             outage = self.outages[channel] = {"since": _now_text(), "failures": 0}
-            await self.queue.put({"tfe_audit_source_error": {
+            await self._put({"tfe_audit_source_error": {
                 "message": problem.message, "kind": problem.kind, "status": problem.status,
                 "hostname": self.options.connection.base_url, "since": outage["since"]}})
         outage["failures"] += 1
@@ -505,7 +548,7 @@ class AuditTrailSource:
             return
         what = "reading the audit trail" if channel == "read" else "writing state_file"
         logger.info("%s again after %d failed attempt(s)", what, outage["failures"])
-        await self.queue.put({"tfe_audit_source_recovered": {
+        await self._put({"tfe_audit_source_recovered": {
             "message": "%s again after %d failed attempt(s) since %s" % (what, outage["failures"], outage["since"]),
             "hostname": self.options.connection.base_url, "since": outage["since"], "recovered_at": _now_text(),
             "failures": outage["failures"]}})
@@ -520,7 +563,7 @@ class AuditTrailSource:
                    "or it is not an audit trail or organization token. The source reads %s again before each poll."
                    % (where, where))
         logger.warning("%s", message)
-        await self.queue.put({"tfe_audit_token_stale": {
+        await self._put({"tfe_audit_token_stale": {
             "message": message, "hostname": self.options.connection.base_url, "token_source": origin,
             "token_file": self.options.token_file, "at": _now_text()}})
 
@@ -532,8 +575,8 @@ class AuditTrailSource:
         message = ("the source's position %s is older than the 14 days HCP Terraform keeps; events between %s and %s "
                    "may be lost" % (span[0], span[0], span[1]))
         logger.warning("%s", message)
-        await self.queue.put({"tfe_audit_gap": {"start": span[0], "end": span[1], "message": message,
-                                                "hostname": self.options.connection.base_url}})
+        await self._put({"tfe_audit_gap": {"start": span[0], "end": span[1], "message": message,
+                                           "hostname": self.options.connection.base_url}})
 
     # -- one poll ------------------------------------------------------------------------------
 
@@ -571,7 +614,11 @@ class AuditTrailSource:
         # follow() moves self.emitted past each event as it yields it, before the put: a put cancelled while waiting
         # for room puts nothing, but then the source is ending and emitted (the next poll's start) no longer matters.
         for dummy, dummy_id, line in _export.follow(spool, self.emitted):
-            await self.queue.put({"tfe_audit": json.loads(line.decode("utf-8"))})
+            audit, changed = inert(json.loads(line.decode("utf-8")))
+            event = {"tfe_audit": audit}
+            if changed:  # the exact original too, in a form no template engine reads
+                event["tfe_audit_original"] = base64.b64encode(line).decode("ascii")
+            await self.queue.put(event)
             self._unconfirmed.append(self.emitted.copy())  # recorded once the engine took it (confirm)
             self.confirm()
             count += 1

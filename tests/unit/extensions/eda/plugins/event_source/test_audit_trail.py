@@ -8,6 +8,7 @@ The real engine (ansible-rulebook) is exercised by tests/eda (``make eda``); the
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -16,6 +17,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
 from ansible_collections.tfe.audit.plugins.module_utils._export import Cursor, format_time, load_cursor, save_cursor
@@ -584,3 +587,54 @@ def test_plain_http_to_a_host_that_is_not_loopback_is_refused_unless_allowed(emu
     options = audit_trail.Options(args_for(emulator, secret, hostname="http://tfe.example.com", allow_insecure_http=True))
     assert options.connection.base_url == "http://tfe.example.com"
     assert audit_trail.Options(args_for(emulator, secret)).connection.base_url == emulator.url  # loopback: allowed
+
+
+# -- server values never become templates ------------------------------------------------------------------
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabet="{%#} ab"),
+                           lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(alphabet="{%#} ab", max_size=6), inner, max_size=4),
+                           max_leaves=12)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_inert_leaves_no_template_delimiter_and_touches_nothing_else(value):
+    copy, changed = audit_trail.inert(value)
+    assert not any(marker in text for text in _strings(copy) for marker in ("{{", "{%", "{#"))
+    assert changed == (copy != value)  # a value without a delimiter comes out as it went in
+
+
+def test_a_planted_template_is_emitted_inert_with_the_original_beside_it(emulator, secret):
+    from tfe_emulator import User, _now  # pylint: disable=import-outside-toplevel
+
+    plant = "{{ lookup('ansible.builtin.pipe', 'id') }}{%raw%}"
+    with emulator._lock:  # pylint: disable=protected-access
+        emulator._append_event(emulator._orgs[ORG], User("user-planted", plant), "workspace",  # pylint: disable=protected-access
+                               "ws-1", "destroy", _now())
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take(2)
+        await source.stop()
+        return events
+
+    events = run(scenario())
+    planted = [event for event in events if event["tfe_audit"]["auth"]["accessor_id"] == "user-planted"]
+    assert len(planted) == 1
+    assert planted[0]["tfe_audit"]["auth"]["description"] == "{ { lookup('ansible.builtin.pipe', 'id') }}{ %raw%}"
+    assert json.loads(base64.b64decode(planted[0]["tfe_audit_original"]))["auth"]["description"] == plant
+    assert all("tfe_audit_original" not in event for event in events if event is not planted[0])
