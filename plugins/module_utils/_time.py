@@ -58,8 +58,21 @@ def parse_time(value):
         hours, minutes = int(offset[1:3]), int(offset[4:6])
         if hours > 23 or minutes > 59:
             raise TimeError("%r has an invalid offset" % text)
-        moment -= sign * timedelta(hours=hours, minutes=minutes)
+        try:
+            moment -= sign * timedelta(hours=hours, minutes=minutes)
+        except OverflowError:
+            # 9999-12-31T23:30:00-01:00 is a valid RFC 3339 string whose UTC time is in year 10000.
+            raise TimeError("%r is outside the years 1 to 9999 in UTC" % text)
     return moment
+
+
+def shift(moment, delta):
+    """``moment + delta``, clamped to the representable range instead of raising ``OverflowError``
+    (``since: 0001-01-01T00:00:00Z`` minus one millisecond)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC) if delta < timedelta(0) else datetime.max.replace(tzinfo=UTC)
 
 
 def format_time(moment):

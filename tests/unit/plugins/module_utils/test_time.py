@@ -6,12 +6,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ansible_collections.tfe.audit.plugins.module_utils import _time
 from ansible_collections.tfe.audit.plugins.module_utils._time import (
     UTC,
     TimeError,
@@ -43,3 +44,17 @@ def test_what_is_wrong_is_said(text, reason):
 def test_offsets_become_utc_and_long_fractions_milliseconds():
     assert canonical_time("2030-01-02T04:04:05.6789+01:00") == "2030-01-02T03:04:05.678Z"
     assert canonical_time("2030-01-02 03:04:05z") == "2030-01-02T03:04:05.000Z"
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:30:00.000-01:00", "0001-01-01T00:30:00+01:00"])
+def test_a_time_outside_the_representable_years_is_a_time_error_not_an_overflow(value):
+    with pytest.raises(_time.TimeError, match="outside the years"):
+        _time.parse_time(value)
+
+
+def test_shift_clamps_at_the_ends_of_time_instead_of_overflowing():
+    first = _time.parse_time("0001-01-01T00:00:00Z")
+    assert _time.shift(first, -timedelta(milliseconds=1)) == first
+    last = _time.parse_time("9999-12-31T23:59:59.999Z")
+    assert _time.shift(last, timedelta(days=1)) == datetime.max.replace(tzinfo=timezone.utc)
+    assert _time.shift(first, timedelta(days=1)) == first + timedelta(days=1)
