@@ -348,7 +348,7 @@ def test_a_cursor_from_the_future_is_an_error(emulator, secret, tmp_path, run_pl
     export = Export(emulator, secret, tmp_path, run_playbook)
     export()
     cursor = json.loads(export.cursor.read_text())
-    cursor["timestamp"] = "2099-01-01T00:00:00.000Z"
+    cursor["newest"] = "2099-01-01T00:00:00.000Z"
     export.cursor.write_text(json.dumps(cursor))
     run = export(check=False)
     record("hostile", "a cursor in the future", outcome="error" if run.rc else "silently nothing new",
