@@ -86,8 +86,8 @@ class Spool:
         try:
             self._file = tempfile.TemporaryFile(prefix=".tfe-audit-spool.", dir=directory)
         except OSError as exc:
-            raise FeedError("cannot create a spool file in %s: %s" % (directory or tempfile.gettempdir(),
-                                                                    exc.strerror or exc))
+            where = directory or tempfile.gettempdir()
+            raise FeedError("cannot create a spool file in %s: %s" % (where, exc.strerror or exc))
         self._fd = self._file.fileno()
         self._runs = []       # (first key, last key, offset, size, records)
         self.size = 0
@@ -134,8 +134,7 @@ class Spool:
         """Every ``(key, line)`` once, in key order. Only the runs of one overlapping group are read at a time
         (pages overlap only where the listing shifted while it was read); a run alone is read straight."""
         for group in self._groups():
-            for record in self._merge(group):
-                yield record
+            yield from self._merge(group)
 
     def distinct_count(self):
         """How many different keys the runs hold, reading only the runs that overlap another."""

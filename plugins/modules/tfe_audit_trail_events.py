@@ -104,8 +104,8 @@ notes:
     fails the run before anything is written or the cursor moves. A walk reads at most twice the pages the first
     page announced, plus 10.
   - B(Odd events.) An event that cannot be read (no id, a timestamp that is not a date-time HCP Terraform writes,
-    JSON nested too deeply) is delivered as it came, base64-encoded, as C({"tfe_audit_unreadable": {"reason",
-    "sha256", "base64"}}), once. An event dated more than 5 minutes ahead of the controller's clock is delivered once
+    JSON nested too deeply) is delivered once, as it came, as an object whose only key C(tfe_audit_unreadable) holds
+    C(reason), C(sha256) and C(base64) (its bytes, base64-encoded). An event dated more than 5 minutes ahead of the controller's clock is delivered once
     with a warning, and the cursor does not move to its time, so later events are not skipped.
   - B(Rotation after a crash.) When O(dest) was rotated after a run was killed while appending, the next run looks
     for the rotated file in the same directory (moved, or copied and truncated) and takes what reached it into
@@ -160,8 +160,8 @@ RETURN = r"""
 events:
   description:
     - The events, oldest first, as the API returns them.
-    - An event that cannot be read comes last, as C({"tfe_audit_unreadable": {"reason": ..., "sha256": ...,
-      "base64": ...}}) (its bytes as they came).
+    - An event that cannot be read comes last, as an object whose only key C(tfe_audit_unreadable) holds C(reason),
+      C(sha256) and C(base64) (its bytes as they came, base64-encoded).
     - Only without O(dest).
   returned: when O(dest) is not set
   type: list
