@@ -269,7 +269,7 @@ def test_a_cursor_older_than_14_days_warns_in_words(emulator, secret, tmp_path, 
     assert export()["gap"] is False
     cursor = json.loads(export.cursor.read_text())
     old = (datetime.now(timezone.utc) - timedelta(days=15)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    cursor.update(timestamp=old, ids=[])
+    cursor.update(newest=old, horizon=old, seen=[])
     export.dest.write_bytes(b"")
     export.cursor.write_text(json.dumps(cursor))
     run = export(check=False)
