@@ -15,7 +15,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tfe_emulator  # noqa: E402
-from tfe_emulator import Emulator, add_years, default_expiry  # noqa: E402
+from tfe_emulator import Emulator, add_years, default_expiry, visibility_delay  # noqa: E402
 
 ADMIN = "admin-token"
 OTHER = "other-admin"
@@ -391,7 +391,8 @@ def stamps(data):
 
 
 def test_listing_defaults(emu):
-    assert emu.listing == {"order": "newest", "ties": "insertion", "max_page_size": 1000, "since": "exclusive"}
+    assert emu.listing == {"order": "newest", "ties": "insertion", "max_page_size": 1000, "since": "exclusive",
+                           "visibility_delay_ms": 0}
 
 
 @pytest.mark.parametrize("order", ["newest", "oldest"])
@@ -524,6 +525,132 @@ def test_retention_14_days(emu):
     assert events(emu, tok["token"]).json()["pagination"]["total_count"] == 1  # just the create event
 
 
+# ---- late visibility and planted events -------------------------------------------------------
+T0 = datetime(2030, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The emulator's clock, frozen at T0 and moved by hand: clock.now = T0 + timedelta(...)."""
+    class Clock:
+        now = T0
+    monkeypatch.setattr(tfe_emulator, "_now", lambda: Clock.now)
+    return Clock
+
+
+def listed_ids(emu, secret, **params):
+    return [e["id"] for e in events(emu, secret, **params).json()["data"]]
+
+
+def test_visibility_delay_is_per_event_bounded_and_deterministic():
+    ids = [f"ev-{i}" for i in range(300)]
+    delays = [visibility_delay(i, 5000) for i in ids]
+    assert all(0 <= d <= 5000 for d in delays) and len(set(delays)) > 250     # spread over the range
+    assert delays == [visibility_delay(i, 5000) for i in ids]                  # the same every time
+    assert {visibility_delay(i, 0) for i in ids} == {0} and {visibility_delay(i, 1) for i in ids} == {0, 1}
+
+
+def test_event_is_listed_exactly_its_delay_after_its_timestamp(emu, clock):
+    tok = emu.regenerate_audit_trail_token("acme", expired_at="2040-01-01T00:00:00Z")
+    emu.set_listing(visibility_delay_ms=60000)
+    ev = emu.add_event("acme", timestamp=T0 - timedelta(seconds=10))
+    delay = timedelta(milliseconds=visibility_delay(ev["id"], 60000))
+    clock.now = T0 - timedelta(seconds=10) + delay - timedelta(milliseconds=1)
+    assert ev["id"] not in listed_ids(emu, tok["token"])
+    clock.now += timedelta(milliseconds=1)
+    assert ev["id"] in listed_ids(emu, tok["token"])
+    clock.now = T0 - timedelta(seconds=20)                  # before its timestamp: only without a delay reading
+    assert ev["id"] not in listed_ids(emu, tok["token"])
+    emu.set_listing(visibility_delay_ms=0)
+    assert ev["id"] in listed_ids(emu, tok["token"])
+
+
+def test_without_a_delay_a_future_event_is_listed_at_once(emu):
+    tok = emu.regenerate_audit_trail_token("acme")
+    future = emu.add_event("acme", timestamp="2099-01-01T00:00:00.000Z")
+    assert listed_ids(emu, tok["token"])[0] == future["id"]          # newest first: 2099 leads
+    emu.set_listing(visibility_delay_ms=1)
+    assert future["id"] not in listed_ids(emu, tok["token"])
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_visible_at_lists_an_old_event_late_behind_newer_ones(emu, clock, order):
+    emu.set_listing(order=order)
+    tok = emu.regenerate_audit_trail_token("acme", expired_at="2040-01-01T00:00:00Z")   # its event at T0
+    emu.seed_events("acme", count=5, start=iso(T0 - timedelta(seconds=5)))
+    late = emu.add_event("acme", timestamp=T0 - timedelta(minutes=1), visible_at=T0 + timedelta(seconds=2))
+    first = events(emu, tok["token"]).json()["data"]
+    assert len(first) == 6 and late["id"] not in [e["id"] for e in first]
+    newest_seen = max(stamps(first))
+    clock.now = T0 + timedelta(seconds=2)
+    second = listed_ids(emu, tok["token"])
+    assert len(second) == 7 and second.index(late["id"]) == (6 if order == "newest" else 0)
+    assert late["id"] not in listed_ids(emu, tok["token"], since=newest_seen)   # a since-only reader misses it
+
+
+def test_seed_events_visible_at(emu, clock):
+    tok = emu.regenerate_audit_trail_token("acme", expired_at="2040-01-01T00:00:00Z")
+    emu.seed_events("acme", count=3, visible_at=iso(T0 + timedelta(seconds=1)))
+    assert len(listed_ids(emu, tok["token"])) == 1
+    clock.now = T0 + timedelta(seconds=1)
+    assert len(listed_ids(emu, tok["token"])) == 4
+
+
+def test_backdate_ms_inserts_events_listed_late_behind_newer_ones(emu, clock):
+    emu.set_listing(visibility_delay_ms=3600 * 1000)        # backdated events are listed at once all the same
+    tok = emu.regenerate_audit_trail_token("acme", expired_at="2040-01-01T00:00:00Z")
+    emu.seed_events("acme", count=10, start=iso(T0 - timedelta(seconds=10)), visible_at=T0)   # T0-10 s .. T0-1 s
+    seeded = {i for t, i in trail(emu)} - {emu._orgs["acme"].events[0][1]}   # all but the token's create event
+    emu.add_fault(path="audit-trail", skip=1, insert_events=2, insert_step_ms=5, backdate_ms=4500)
+    before = [i for i in listed_ids(emu, tok["token"]) if i in seeded]
+    assert len(before) == 10
+    after = [e for e in events(emu, tok["token"]).json()["data"] if e["resource"]["type"] != "authentication_token"]
+    new = [e for e in after if e["id"] not in before]
+    assert len(after) == 12 and [after.index(e) for e in new] == [4, 5]   # behind T0-1 s .. T0-4 s
+    assert stamps(new) == ["2030-06-01T11:59:55.500Z", "2030-06-01T11:59:55.495Z"]
+    for bad in ({"backdate_ms": -1}, {"backdate_ms": 0.5}):
+        with pytest.raises(ValueError):
+            emu.add_fault(**bad)
+
+
+OUT_OF_UTC = "9999-12-31T23:30:00.000-01:00"        # 10000-01-01T00:30Z: no datetime holds it
+
+
+def test_far_future_and_unrepresentable_timestamps_are_planted_verbatim(emu):
+    tok = emu.regenerate_audit_trail_token("acme")
+    far = emu.add_event("acme", timestamp="2099-12-31T23:59:59.999Z", auth={"description": "far"})
+    out = emu.add_event("acme", timestamp=OUT_OF_UTC, id="planted-id", resource={"action": "show"})
+    assert out["id"] == "planted-id" and out["resource"]["type"] == "workspace" and far["auth"]["type"] == "Client"
+    for order, ties in (("newest", "insertion"), ("oldest", "id")):
+        emu.set_listing(order=order, ties=ties)
+        data = events(emu, tok["token"]).json()["data"]
+        assert stamps(data)[::1 if order == "newest" else -1][:2] == [OUT_OF_UTC, "2099-12-31T23:59:59.999Z"]
+    assert listed_ids(emu, tok["token"], since="2099-12-31T23:59:59.999Z") == ["planted-id"]
+    assert len(listed_ids(emu, tok["token"], since="2099-01-01T00:00:00.000Z")) == 2
+    r = events(emu, tok["token"], since=OUT_OF_UTC)
+    assert r.status_code == 422 and r.json()["errors"][0]["status"] == "422"
+    emu.add_fault(path="audit-trail", insert_events=1)       # "newer than the newest" must not overflow either
+    assert events(emu, tok["token"]).json()["pagination"]["total_count"] == 4
+    body = {"data": {"type": "authentication-token", "attributes": {"expired-at": OUT_OF_UTC}}}
+    assert call(emu, "POST", body=body).status_code == 422
+
+
+def test_add_event_over_http(emu, clock):
+    tok = emu.regenerate_audit_trail_token("acme", expired_at="2040-01-01T00:00:00Z")
+    c = emu.url + "/_emulator/organizations/{}/event"
+    r = requests.post(c.format("acme"), json={"timestamp": "2030-06-01T11:00:00.000Z",
+                                              "visible_at": "2030-06-01T12:00:01Z", "auth": {"description": "x"}},
+                      timeout=5)
+    assert r.status_code == 201 and r.json()["auth"]["description"] == "x"
+    assert r.json()["timestamp"] == "2030-06-01T11:00:00.000Z"
+    assert r.json()["id"] not in listed_ids(emu, tok["token"])
+    clock.now = T0 + timedelta(seconds=1)
+    assert r.json()["id"] in listed_ids(emu, tok["token"])
+    assert requests.post(c.format("nope"), json={}, timeout=5).status_code == 404
+    for bad in ({"timestamp": "yesterday"}, {"visible_at": 5}):
+        assert requests.post(c.format("acme"), json=bad, timeout=5).status_code == 400
+
+
 @pytest.mark.parametrize("order", ["newest", "oldest"])
 def test_token_lifecycle_events(emu, order):
     emu.set_listing(order=order)
@@ -541,11 +668,13 @@ def test_token_lifecycle_events(emu, order):
 
 
 def test_set_listing_validates_and_none_keeps(emu):
-    emu.set_listing(order="oldest", ties="id", max_page_size=50, since="inclusive")
+    emu.set_listing(order="oldest", ties="id", max_page_size=50, since="inclusive", visibility_delay_ms=7)
     emu.set_listing()                                              # all None: nothing changes
-    assert emu.listing == {"order": "oldest", "ties": "id", "max_page_size": 50, "since": "inclusive"}
+    assert emu.listing == {"order": "oldest", "ties": "id", "max_page_size": 50, "since": "inclusive",
+                           "visibility_delay_ms": 7}
     for bad in ({"order": "random"}, {"ties": "time"}, {"since": "after"}, {"max_page_size": 0},
-                {"max_page_size": "10"}, {"max_page_size": True}, {"order": "newest", "ties": "bogus"}):
+                {"max_page_size": "10"}, {"max_page_size": True}, {"order": "newest", "ties": "bogus"},
+                {"visibility_delay_ms": -1}, {"visibility_delay_ms": 1.5}, {"visibility_delay_ms": "5"}):
         with pytest.raises(ValueError):
             emu.set_listing(**bad)
     assert emu.listing["order"] == "oldest"                        # a bad call changes nothing
@@ -554,10 +683,12 @@ def test_set_listing_validates_and_none_keeps(emu):
 
 
 def test_reset_restores_constructor_listing():
-    with Emulator(api_tokens=(ADMIN,), order="oldest", ties="id", max_page_size=10, since="inclusive") as e:
+    with Emulator(api_tokens=(ADMIN,), order="oldest", ties="id", max_page_size=10, since="inclusive",
+                  visibility_delay_ms=250) as e:
         start = e.listing
-        assert start == {"order": "oldest", "ties": "id", "max_page_size": 10, "since": "inclusive"}
-        e.set_listing(order="newest", ties="insertion", max_page_size=1000, since="exclusive")
+        assert start == {"order": "oldest", "ties": "id", "max_page_size": 10, "since": "inclusive",
+                         "visibility_delay_ms": 250}
+        e.set_listing(order="newest", ties="insertion", max_page_size=1000, since="exclusive", visibility_delay_ms=0)
         e.reset()
         assert e.listing == start
 
@@ -801,7 +932,8 @@ def test_http_listing_control(emu):
     assert requests.get(c, timeout=5).json() == emu.listing
     r = requests.post(c, json={"order": "oldest", "max_page_size": 2}, timeout=5)
     assert r.status_code == 204 and r.content == b""
-    want = {"order": "oldest", "ties": "insertion", "max_page_size": 2, "since": "exclusive"}
+    want = {"order": "oldest", "ties": "insertion", "max_page_size": 2, "since": "exclusive",
+            "visibility_delay_ms": 0}
     assert requests.get(c, timeout=5).json() == want
     for bad in ({"order": "up"}, {"ties": "id", "since": "sometimes"}, {"max_page_size": -1}, {"colour": "red"},
                 ["order", "newest"]):
@@ -861,12 +993,11 @@ def test_cli_ready_line_and_sigterm(tmp_path):
 
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "tfe_emulator.py")
-LISTING_ENV = ("TFE_EMULATOR_ORDER", "TFE_EMULATOR_TIES")
 
 
 def start_cli(*args, env=None):
     """Start the emulator CLI on a free port; (process, ready info or None if it exited)."""
-    base = {k: v for k, v in os.environ.items() if k not in LISTING_ENV}  # the caller's shell must not leak in
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TFE_EMULATOR_")}  # not the caller's shell
     proc = subprocess.Popen([sys.executable, SCRIPT, "--port", "0", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(base, **(env or {})))
     line = proc.stdout.readline()
@@ -885,7 +1016,8 @@ def test_cli_order_oldest_answers_oldest_first():
     try:
         url = info["url"]
         assert requests.get(url + "/_emulator/listing", timeout=5).json() == {
-            "order": "oldest", "ties": "insertion", "max_page_size": 1000, "since": "exclusive"}
+            "order": "oldest", "ties": "insertion", "max_page_size": 1000, "since": "exclusive",
+            "visibility_delay_ms": 0}
         r = requests.post(url + TOKEN_PATH.format("acme"), params={"token": "audit-trails"},
                           headers={"Authorization": "Bearer t", "Content-Type": JSONAPI}, timeout=5)
         created = r.json()["data"]
@@ -899,10 +1031,11 @@ def test_cli_order_oldest_answers_oldest_first():
 
 def test_cli_listing_from_environment_and_flags():
     proc, info = start_cli("--max-page-size", "3", "--since", "inclusive",
-                           env={"TFE_EMULATOR_ORDER": "oldest", "TFE_EMULATOR_TIES": "id"})
+                           env={"TFE_EMULATOR_ORDER": "oldest", "TFE_EMULATOR_TIES": "id",
+                                "TFE_EMULATOR_VISIBILITY_DELAY_MS": "1500"})
     try:
         assert requests.get(info["url"] + "/_emulator/listing", timeout=5).json() == {
-            "order": "oldest", "ties": "id", "max_page_size": 3, "since": "inclusive"}
+            "order": "oldest", "ties": "id", "max_page_size": 3, "since": "inclusive", "visibility_delay_ms": 1500}
     finally:
         stop_cli(proc)
     proc, info = start_cli("--order", "newest", env={"TFE_EMULATOR_ORDER": "oldest"})  # a flag beats the env
@@ -910,7 +1043,8 @@ def test_cli_listing_from_environment_and_flags():
         assert requests.get(info["url"] + "/_emulator/listing", timeout=5).json()["order"] == "newest"
     finally:
         stop_cli(proc)
-    for args, env in ((), {"TFE_EMULATOR_TIES": "bogus"}), (("--max-page-size", "0"), {}):
+    for args, env in (((), {"TFE_EMULATOR_TIES": "bogus"}), (("--max-page-size", "0"), {}),
+                      ((), {"TFE_EMULATOR_VISIBILITY_DELAY_MS": "soon"}), (("--visibility-delay-ms", "-1"), {})):
         proc, info = start_cli(*args, env=env)
         out, err = proc.communicate(timeout=10)
         assert info is None and proc.returncode == 2 and "error:" in err

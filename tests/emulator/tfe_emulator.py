@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import json
 import math
 import os
@@ -47,6 +48,8 @@ MAX_PAGE_SIZE = 1000                  # not documented: the default of max_page_
 ORDERS = ("newest", "oldest")         # newest first is what the public evidence shows
 TIES = ("insertion", "id")            # order among events with the same millisecond
 SINCE_MODES = ("exclusive", "inclusive")
+UTC_MIN = datetime.min.replace(tzinfo=timezone.utc)
+UTC_MAX = datetime.max.replace(tzinfo=timezone.utc)
 AUDIT = "audit-trails"                # token kinds, keyed like the query parameter value
 ORG = "organization"
 TOKEN_PATH = re.compile(r"^/api/v2/organizations/([^/]+)/authentication-token$")
@@ -83,8 +86,9 @@ def default_expiry(created_at: datetime) -> datetime:
     return add_years(created_at, DEFAULT_TOKEN_YEARS).replace(microsecond=0)
 
 
-def parse_rfc3339(value) -> datetime:
-    """Strict RFC 3339 (offset or Z required), parsed by hand so 3.11-3.13 behave the same."""
+def _rfc3339_parts(value) -> tuple[datetime, timezone]:
+    """(the wall-clock time, its offset) of a strict RFC 3339 text (offset or Z required), parsed by hand so
+    3.11-3.13 behave the same."""
     m = _RFC3339.match(value) if isinstance(value, str) else None
     if not m:
         raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
@@ -96,7 +100,55 @@ def parse_rfc3339(value) -> datetime:
     else:
         delta = timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
         tzinfo = timezone(-delta if tz[0] == "-" else delta)
-    return datetime(y, mo, d, h, mi, s, micro, tzinfo=tzinfo).astimezone(timezone.utc)
+    return datetime(y, mo, d, h, mi, s, micro), tzinfo
+
+
+def parse_rfc3339(value) -> datetime:
+    """Strict RFC 3339 in UTC; ValueError also for a time outside UTC's years 1-9999
+    (``9999-12-31T23:30:00-01:00``)."""
+    wall, tzinfo = _rfc3339_parts(value)
+    try:
+        return wall.replace(tzinfo=tzinfo).astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"not representable in UTC: {value!r}") from None
+
+
+def _event_time(value) -> tuple[datetime, str]:
+    """(the instant a listing sorts and filters by, the text the event shows) of a planted event timestamp.
+
+    A text is shown exactly as given. One outside UTC's years 1-9999 sorts at the end (or start) of time, so
+    that the emulator never fails on what it was asked to plant.
+    """
+    if isinstance(value, datetime):
+        dt = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return dt, fmt_time(dt)
+    wall, tzinfo = _rfc3339_parts(value)
+    try:
+        return wall.replace(tzinfo=tzinfo).astimezone(timezone.utc), value
+    except OverflowError:
+        return (UTC_MAX if wall.year == 9999 else UTC_MIN), value
+
+
+def _optional_time(value) -> datetime | None:
+    """None, or a datetime / RFC 3339 text in UTC (a naive datetime is taken as UTC)."""
+    return None if value is None else _event_time(value)[0]
+
+
+def _shift(dt: datetime, delta: timedelta) -> datetime:
+    """dt + delta, clamped to the representable range instead of overflowing."""
+    try:
+        return dt + delta
+    except OverflowError:
+        return UTC_MAX if delta > timedelta(0) else UTC_MIN
+
+
+def visibility_delay(event_id, limit_ms: int) -> int:
+    """How many milliseconds after its timestamp an event is first listed, in [0, limit_ms]: derived from the
+    event id, so the same on every request and every run (reading ``visibility_delay_ms``)."""
+    if limit_ms <= 0:
+        return 0
+    digest = hashlib.sha256(str(event_id).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (limit_ms + 1)
 
 
 def parse_iso8601(value) -> datetime:
@@ -108,7 +160,10 @@ def parse_iso8601(value) -> datetime:
             return parse_rfc3339(value)
         except ValueError:
             dt = datetime.fromisoformat(str(value))
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    try:
+        return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"not representable in UTC: {value!r}") from None
 
 
 # A secret of the real shape (``<14 chars>.atlasv1.<secret>``) for documents that tests plant.
@@ -134,15 +189,23 @@ def error_doc(status: int, title: str | None = None, detail: str | None = None, 
     return {"errors": [err]}
 
 
-def check_listing(order=None, ties=None, max_page_size=None, since=None) -> dict:
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be a {kind} integer, not {value!r}")
+
+
+def check_listing(order=None, ties=None, max_page_size=None, since=None, visibility_delay_ms=None) -> dict:
     """The listing settings that were given (None = not given), validated; ValueError on a bad one."""
     for name, value, allowed in (("order", order, ORDERS), ("ties", ties, TIES), ("since", since, SINCE_MODES)):
         if value is not None and value not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    if max_page_size is not None and (isinstance(max_page_size, bool) or not isinstance(max_page_size, int)
-                                      or max_page_size < 1):
-        raise ValueError(f"max_page_size must be a positive integer, not {max_page_size!r}")
-    given = {"order": order, "ties": ties, "max_page_size": max_page_size, "since": since}
+    if max_page_size is not None:
+        _check_int("max_page_size", max_page_size, 1)
+    if visibility_delay_ms is not None:
+        _check_int("visibility_delay_ms", visibility_delay_ms, 0)
+    given = {"order": order, "ties": ties, "max_page_size": max_page_size, "since": since,
+             "visibility_delay_ms": visibility_delay_ms}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -211,13 +274,19 @@ class Token:
                                                                    "type": self.created_by_type}}}}}
 
 
+class _Event(dict):
+    """An audit event as the API shows it; ``visible_at`` (UTC) is when it is first listed, None = by the
+    listing's ``visibility_delay_ms`` reading."""
+    visible_at: datetime | None = None
+
+
 @dataclass
 class Organization:
     name: str
     entitlement: bool
     id: str = field(default_factory=lambda: "org-" + _rand(16))
     tokens: dict = field(default_factory=dict)     # AUDIT / ORG -> Token
-    events: list = field(default_factory=list)     # (timestamp, id, event dict)
+    events: list = field(default_factory=list)     # (timestamp, id, _Event), in insertion order
 
 
 @dataclass
@@ -242,6 +311,7 @@ class Fault:
     insert_events: int = 0     # the trail changes before the request is answered: new events ...
     insert_step_ms: int = 1    # ... spaced this far apart (0 = one timestamp for all) ...
     expire_events: int = 0     # ... and the oldest ones gone, as the 14-day retention does
+    backdate_ms: int = 0       # > 0: the new events are this much older than now, listed late behind newer ones
 
     def matches(self, method: str, path: str) -> bool:
         return self.count > 0 and (self.method is None or self.method == method) and bool(self.pattern.search(path))
@@ -281,11 +351,11 @@ class Emulator:
     def __init__(self, platform="hcp", tls=False, tls_names=("127.0.0.1", "localhost"),
                  api_tokens=("admin-token",), rate_limit=30, host="127.0.0.1", port=0,
                  retry_after=True, log_stream=None, order="newest", ties="insertion",
-                 max_page_size=MAX_PAGE_SIZE, since="exclusive"):
+                 max_page_size=MAX_PAGE_SIZE, since="exclusive", visibility_delay_ms=0):
         self._initial = (platform, rate_limit, retry_after)
         self.set_platform(platform)
         # How the audit trail listing reads where the docs are silent; reset() returns to these.
-        self._initial_listing = check_listing(order, ties, max_page_size, since)
+        self._initial_listing = check_listing(order, ties, max_page_size, since, visibility_delay_ms)
         self._listing = dict(self._initial_listing)
         self.tls, self.tls_names, self.host, self.port = tls, tuple(tls_names), host, port
         self.log_stream = log_stream
@@ -360,22 +430,22 @@ class Emulator:
             self._log.clear()
 
     def add_fault(self, method=None, path="", status=_DEFAULT_STATUS, count=1, delay=0.0, drop=False,
-                  headers=None, body=None, skip=0, insert_events=0, insert_step_ms=1, expire_events=0) -> None:
+                  headers=None, body=None, skip=0, insert_events=0, insert_step_ms=1, expire_events=0,
+                  backdate_ms=0) -> None:
         """The next ``count`` requests matching method and path (a regex), after ``skip`` of them, misbehave.
 
         ``status`` defaults to 503, or to None (answer normally) for a fault that only changes the trail
         (``insert_events`` / ``expire_events``).
         """
         numbers = {"count": count, "skip": skip, "insert_events": insert_events,
-                   "insert_step_ms": insert_step_ms, "expire_events": expire_events}
+                   "insert_step_ms": insert_step_ms, "expire_events": expire_events, "backdate_ms": backdate_ms}
         for name, value in numbers.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+            _check_int(name, value, 0)
         if status is _DEFAULT_STATUS:
             status = None if insert_events or expire_events else 503
         fault = Fault(method.upper() if method else None, re.compile(path), None if status is None else int(status),
                       count, float(delay), bool(drop), dict(headers or {}), body, skip, insert_events,
-                      insert_step_ms, expire_events)
+                      insert_step_ms, expire_events, backdate_ms)
         with self._lock:
             self._faults.append(fault)
 
@@ -410,22 +480,45 @@ class Emulator:
             return self._new_token(self._org(org), kind, self._outsider,
                                    expiry and expiry.replace(microsecond=0)).as_dict()
 
-    def seed_events(self, org: str, count: int = 2500, start=None, step_seconds: float = 1.0, timestamp=None) -> int:
-        """Synthetic events; by default the last one is about now, spaced step_seconds apart."""
+    def seed_events(self, org: str, count: int = 2500, start=None, step_seconds: float = 1.0, timestamp=None,
+                    visible_at=None) -> int:
+        """Synthetic events; by default the last one is about now, spaced step_seconds apart.
+        ``visible_at``: when they are first listed (None: by the ``visibility_delay_ms`` reading)."""
         now = _now()
         fixed = parse_iso8601(timestamp) if timestamp is not None else None
         first = parse_iso8601(start) if start is not None else now - timedelta(seconds=count * step_seconds)
+        shown_at = _optional_time(visible_at)
         with self._lock:
             o = self._org(org)
             for i in range(count):
-                self._synthetic_event(o, i, fixed or first + timedelta(seconds=i * step_seconds))
+                self._synthetic_event(o, i, fixed or first + timedelta(seconds=i * step_seconds), shown_at)
         return count
 
-    def _synthetic_event(self, org: Organization, i: int, ts: datetime) -> None:
+    def add_event(self, org: str, timestamp=None, visible_at=None, **fields) -> dict:
+        """One event (a copy is returned) at ``timestamp`` (default now; a datetime, or an RFC 3339 text that the
+        event shows verbatim, even one outside UTC's range such as ``9999-12-31T23:30:00.000-01:00``), first
+        listed at ``visible_at`` (None: by the ``visibility_delay_ms`` reading). ``fields`` are merged into the
+        event (dicts key by key), e.g. ``auth={"description": "x"}``, ``id="..."``, ``resource={"action": "show"}``.
+        """
+        ts, text = _event_time(_now() if timestamp is None else timestamp)
+        shown_at = _optional_time(visible_at)
+        with self._lock:
+            o = self._org(org)
+            ev = self._new_event(o, self._first_user(), "workspace", "ws-" + _rand(16), "update", ts)
+            ev["timestamp"] = text
+            _merge(ev, fields)
+            self._store_event(o, ev, ts, shown_at)
+            return json.loads(json.dumps(ev))
+
+    def _first_user(self) -> User:
+        return next(iter(self._users.values()), self._outsider)
+
+    def _synthetic_event(self, org: Organization, i: int, ts: datetime, visible_at: datetime | None = None) -> None:
         """Some activity by the first admin user; ``i`` varies the resource type and action."""
-        accessor = next(iter(self._users.values()), self._outsider)
         rtype, prefix = (("workspace", "ws-"), ("run", "run-"), ("variable", "var-"), ("team", "team-"))[i % 4]
-        self._append_event(org, accessor, rtype, prefix + _rand(16), ("create", "update", "destroy")[i % 3], ts)
+        ev = self._new_event(org, self._first_user(), rtype, prefix + _rand(16), ("create", "update", "destroy")[i % 3],
+                             ts)
+        self._store_event(org, ev, ts, visible_at)
 
     def set_rate_limit(self, per_second: int, retry_after: bool = True) -> None:
         self._limiter = RateLimiter(int(per_second), bool(retry_after))
@@ -435,9 +528,9 @@ class Emulator:
             raise ValueError("platform must be 'hcp' or 'tfe'")
         self.platform = platform
 
-    def set_listing(self, order=None, ties=None, max_page_size=None, since=None) -> None:
+    def set_listing(self, order=None, ties=None, max_page_size=None, since=None, visibility_delay_ms=None) -> None:
         """Change how the audit trail listing reads; None leaves a setting as it is."""
-        changes = check_listing(order, ties, max_page_size, since)  # all or nothing: validate first
+        changes = check_listing(order, ties, max_page_size, since, visibility_delay_ms)  # all or nothing
         with self._lock:
             self._listing.update(changes)
 
@@ -477,12 +570,20 @@ class Emulator:
         return tok
 
     def _append_event(self, org, user, rtype, rid, action, ts):
-        ev = {"id": str(uuid.uuid4()), "version": "0", "type": "Resource", "timestamp": fmt_time(ts),
-              "auth": {"accessor_id": user.id, "description": user.name, "type": "Client",
-                       "impersonator_id": None, "organization_id": org.id},
-              "request": {"id": str(uuid.uuid4())},
-              "resource": {"id": rid, "type": rtype, "action": action, "meta": None}}
-        org.events.append((ts.replace(microsecond=ts.microsecond // 1000 * 1000), ev["id"], ev))
+        self._store_event(org, self._new_event(org, user, rtype, rid, action, ts), ts)
+
+    @staticmethod
+    def _new_event(org, user, rtype, rid, action, ts) -> _Event:
+        return _Event({"id": str(uuid.uuid4()), "version": "0", "type": "Resource", "timestamp": fmt_time(ts),
+                       "auth": {"accessor_id": user.id, "description": user.name, "type": "Client",
+                                "impersonator_id": None, "organization_id": org.id},
+                       "request": {"id": str(uuid.uuid4())},
+                       "resource": {"id": rid, "type": rtype, "action": action, "meta": None}})
+
+    @staticmethod
+    def _store_event(org, ev: _Event, ts: datetime, visible_at: datetime | None = None) -> None:
+        ev.visible_at = visible_at
+        org.events.append((ts.replace(microsecond=ts.microsecond // 1000 * 1000), str(ev["id"]), ev))
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         """The fault that applies to this request, if any: the first matching one with no skip left.
@@ -509,7 +610,7 @@ class Emulator:
         with self._lock:
             for org in self._orgs_of_request(path, headers):
                 self._expire_oldest(org, fault.expire_events)
-                self._insert_now(org, fault.insert_events, fault.insert_step_ms)
+                self._insert_now(org, fault.insert_events, fault.insert_step_ms, fault.backdate_ms)
 
     def _orgs_of_request(self, path: str, headers) -> list:
         """The organization a request is about: its bearer token's, else the one in the path, else all."""
@@ -527,16 +628,20 @@ class Emulator:
             oldest = set(map(id, sorted(org.events, key=lambda e: e[0])[:count]))  # ties: first inserted goes
             org.events[:] = [e for e in org.events if id(e) not in oldest]
 
-    def _insert_now(self, org: Organization, count: int, step_ms: int) -> None:
-        """count new events, the newest at about now, and never older than any event already there."""
+    def _insert_now(self, org: Organization, count: int, step_ms: int, backdate_ms: int = 0) -> None:
+        """count new events, the newest at about now, and never older than any event already there.
+
+        With ``backdate_ms`` the newest is that much older than now, whatever is already there, and all are
+        listed from now on: events that a pipeline delivers late, behind newer events already listed.
+        """
         if not count:
             return
-        step = timedelta(milliseconds=step_ms)
-        first = _now() - (count - 1) * step
-        if org.events:  # new events happen after the ones there: keep the trail's timeline monotonic
-            first = max(first, max(e[0] for e in org.events) + step)
+        step, now = timedelta(milliseconds=step_ms), _now()
+        first = now - timedelta(milliseconds=backdate_ms) - (count - 1) * step
+        if org.events and not backdate_ms:  # new events happen after the ones there: a monotonic timeline
+            first = max(first, _shift(max(e[0] for e in org.events), step))
         for i in range(count):
-            self._synthetic_event(org, len(org.events), first + i * step)
+            self._synthetic_event(org, len(org.events), _shift(first, i * step), now if backdate_ms else None)
 
     # ---- the API -----------------------------------------------------------------------------
     def dispatch(self, method, path, query, headers, body: bytes) -> Response:
@@ -683,7 +788,8 @@ class Emulator:
         with self._lock:
             tok.last_used_at = now
             listing = dict(self._listing)
-            visible = [e for e in org.events if _after(e[0], now - RETENTION, since, listing["since"])]
+            visible = [e for e in org.events if _after(e[0], now - RETENTION, since, listing["since"])
+                       and _listed_yet(e, now, listing["visibility_delay_ms"])]
         events = order_events(visible, listing["order"], listing["ties"])
         number = max(1, _int(query.get("page[number]"), 1))
         # A page size above the server's maximum is capped silently; pagination tells what was used.
@@ -710,20 +816,10 @@ class Emulator:
             return _json(400, {"error": str(exc)})
 
     def _control(self, method, path, args) -> Response:
-        ok = Response(204, content_type="application/json")
-        m = re.match(r"^/organizations/([^/]+)/(audit-trail-token|organization-token|events)$", path)
+        m = re.match(r"^/organizations/([^/]+)/([a-z-]+)$", path)
         if m:
-            org, what = unquote(m.group(1)), m.group(2)
-            with self._lock:
-                self._org(org)
-            if what == "events" and method == "POST":
-                return _json(201, {"count": self.seed_events(org, **args)})
-            if method == "GET" and what != "events":
-                return _json(200, self._token_dict(org, AUDIT if what == "audit-trail-token" else ORG))
-            if method == "POST" and what == "audit-trail-token":
-                return _json(201, self.regenerate_audit_trail_token(org, args.get("expired_at")))
-            if method == "POST" and what == "organization-token":
-                return _json(201, self.create_organization_token(org, args.get("expired_at")))
+            return self._org_control(method, unquote(m.group(1)), m.group(2), args)
+        ok = Response(204, content_type="application/json")
         routes = {
             ("GET", "/requests"): lambda: _json(200, self.requests),
             ("DELETE", "/requests"): lambda: (self.clear_requests(), ok)[1],
@@ -739,6 +835,23 @@ class Emulator:
             ("POST", "/listing"): lambda: (self.set_listing(**args), ok)[1],
         }
         route = routes.get((method, path))
+        return route() if route else _json(404, {"error": "no such control"})
+
+    def _org_control(self, method, org, what, args) -> Response:
+        """The control routes under ``/_emulator/organizations/{org}/``."""
+        with self._lock:
+            self._org(org)
+        routes = {
+            ("GET", "audit-trail-token"): lambda: _json(200, self._token_dict(org, AUDIT)),
+            ("POST", "audit-trail-token"): lambda: _json(201, self.regenerate_audit_trail_token(
+                org, args.get("expired_at"))),
+            ("GET", "organization-token"): lambda: _json(200, self._token_dict(org, ORG)),
+            ("POST", "organization-token"): lambda: _json(201, self.create_organization_token(
+                org, args.get("expired_at"))),
+            ("POST", "events"): lambda: _json(201, {"count": self.seed_events(org, **args)}),
+            ("POST", "event"): lambda: _json(201, self.add_event(org, **args)),
+        }
+        route = routes.get((method, what))
         return route() if route else _json(404, {"error": "no such control"})
 
     def _record(self, method, path, query, headers, status) -> None:
@@ -759,6 +872,27 @@ def _after(ts: datetime, retention_cutoff: datetime, since: datetime | None, sin
     if since is None:
         return True
     return ts > since or (since_mode == "inclusive" and ts == since)
+
+
+def _listed_yet(entry, now: datetime, delay_ms: int) -> bool:
+    """Whether an event is visible yet: from its own ``visible_at``, else ``visibility_delay(id)`` ms after its
+    timestamp; with no delay reading (0) at once, even an event stamped in the future (as always)."""
+    ts, event_id, event = entry
+    shown_at = getattr(event, "visible_at", None)
+    if shown_at is None:
+        if not delay_ms:
+            return True
+        shown_at = _shift(ts, timedelta(milliseconds=visibility_delay(event_id, delay_ms)))
+    return now >= shown_at
+
+
+def _merge(target: dict, changes: dict) -> None:
+    """Merge ``changes`` into ``target``: a dict into a dict key by key, anything else replaces."""
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
 
 
 def _int(value, default: int) -> int:
@@ -854,6 +988,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
+def _env_int(name: str, default: int, parser) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        parser.error(f"{name} must be an integer, not {value!r}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
@@ -872,13 +1016,15 @@ def main(argv=None) -> int:
     p.add_argument("--ties", choices=TIES, default=os.environ.get("TFE_EMULATOR_TIES") or "insertion")
     p.add_argument("--max-page-size", type=int, default=MAX_PAGE_SIZE)
     p.add_argument("--since", choices=SINCE_MODES, default="exclusive")
+    p.add_argument("--visibility-delay-ms", type=int,
+                   default=_env_int("TFE_EMULATOR_VISIBILITY_DELAY_MS", 0, p))
     a = p.parse_args(argv)
     env_tokens = [t.strip() for t in os.environ.get("TFE_EMULATOR_API_TOKENS", "").split(",") if t.strip()]
     tokens = a.api_tokens + env_tokens or ["admin-token"]
     try:  # argparse does not check defaults against choices: a bad environment value lands here
         emu = Emulator(a.platform, a.tls, a.tls_names or ("127.0.0.1", "localhost"), tokens, a.rate_limit,
                        a.host, a.port, log_stream=sys.stderr, order=a.order, ties=a.ties,
-                       max_page_size=a.max_page_size, since=a.since)
+                       max_page_size=a.max_page_size, since=a.since, visibility_delay_ms=a.visibility_delay_ms)
     except ValueError as exc:
         p.error(str(exc))
     for name in a.org:
