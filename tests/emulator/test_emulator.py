@@ -325,6 +325,88 @@ def test_audit_stale_and_expired_tokens_cannot_manage_tokens(emu):
     assert call(emu, "GET", token=expired).status_code == 401
 
 
+def test_owners_manage_the_token_of_their_own_organization_only(emu):
+    team = emu.add_team_token("acme", owners=True)
+    owner = emu.add_user_token("acme", owner=True)
+    emu.add_organization("beta")
+    for secret, kind in ((team, "teams"), (owner, "users")):
+        r = call(emu, "POST", token=secret)
+        assert r.status_code == 201
+        assert r.json()["data"]["relationships"]["created-by"]["data"] == {"id": emu.user_id(secret), "type": kind}
+        assert call(emu, "GET", token=secret).status_code == 200
+        assert call(emu, "POST", token=secret, audit=False).status_code == 201     # the organization token too
+        for method in ("GET", "POST", "DELETE"):
+            assert call(emu, method, org="beta", token=secret).status_code == 404
+    assert call(emu, "DELETE", token=team).status_code == 204
+    assert emu.audit_trail_token("beta") is None
+
+
+def test_members_and_other_teams_get_404_on_the_token_endpoints(emu):
+    existing = emu.regenerate_audit_trail_token("acme")
+    member, team = emu.add_user_token("acme"), emu.add_team_token("acme")
+    owners_elsewhere = emu.add_team_token("free", owners=True)
+    for secret in (member, team, owners_elsewhere):
+        for method in ("GET", "POST", "DELETE"):
+            for audit in (True, False):
+                r = call(emu, method, token=secret, audit=audit)
+                assert r.status_code == 404 and r.json()["errors"][0]["status"] == "404", (method, audit)
+    assert emu.audit_trail_token("acme") == existing and emu.organization_token("acme") is None
+    assert call(emu, "POST", token=member, ctype=None).status_code == 415    # checked before permission, as before
+
+
+@pytest.mark.parametrize("reading", ["401", "404", "empty"])
+def test_user_and_team_tokens_on_the_audit_trail(emu, reading):
+    emu.seed_events("acme", count=3)
+    emu.set_readings(user_token_trail=reading)
+    for secret in (ADMIN, emu.add_user_token("acme"), emu.add_team_token("acme", owners=True),
+                   emu.add_user_token("acme", owner=True), emu.add_team_token("acme")):
+        r = events(emu, secret, **{"page[number]": 3, "page[size]": 2})
+        assert r.status_code == {"401": 401, "404": 404, "empty": 200}[reading]
+        if reading == "empty":
+            assert r.headers["Content-Type"] == "application/json"
+            assert r.json() == {"data": [], "pagination": {"current_page": 3, "page_size": 2, "prev_page": 2,
+                                                           "next_page": None, "total_pages": 1, "total_count": 0}}
+        else:
+            assert r.json()["errors"][0]["status"] == reading
+    assert events(emu, "not-a-token").status_code == 401          # an unknown token stays 401 in every reading
+
+
+def test_readings_defaults_validation_and_reset(emu):
+    assert emu.readings == {"user_token_trail": "401", "disabled_trail": "empty", "ttl_refusal": "422",
+                            "show_events": True}
+    emu.set_readings(user_token_trail=404)                         # a status may be given as a number
+    emu.set_readings()
+    assert emu.readings["user_token_trail"] == "404"
+    for bad in ({"user_token_trail": "403"}, {"disabled_trail": "gone"}, {"ttl_refusal": 409},
+                {"show_events": "yes"}, {"user_token_trail": "empty", "ttl_refusal": "418"}):
+        with pytest.raises(ValueError):
+            emu.set_readings(**bad)
+    assert emu.readings["user_token_trail"] == "404"               # a bad call changes nothing
+    member = emu.add_team_token("acme")
+    emu.reset()
+    assert emu.readings["user_token_trail"] == "401"
+    emu.add_organization("acme")
+    assert call(emu, "GET", token=member).status_code == 401       # reset drops user and team tokens
+    with pytest.raises(ValueError):
+        Emulator(user_token_trail="maybe")
+
+
+def test_user_and_team_token_controls(emu):
+    c = emu.url + "/_emulator/organizations/{}/{}"
+    r = requests.post(c.format("acme", "team-tokens"), json={"owners": True}, timeout=5)
+    assert r.status_code == 201 and call(emu, "POST", token=r.json()["token"]).status_code == 201
+    assert r.json()["token"] in emu.issued_secrets
+    r = requests.post(c.format("acme", "user-tokens"), json={"token": "plain-member"}, timeout=5)
+    assert r.json() == {"token": "plain-member"} and call(emu, "GET", token="plain-member").status_code == 404
+    assert requests.post(c.format("acme", "user-tokens"), json={"token": "plain-member"}, timeout=5).status_code == 400
+    assert requests.post(c.format("acme", "user-tokens"), json={"token": ADMIN}, timeout=5).status_code == 400
+    assert requests.post(c.format("nope", "team-tokens"), json={}, timeout=5).status_code == 404
+    r = requests.post(emu.url + "/_emulator/readings", json={"user_token_trail": "empty"}, timeout=5)
+    assert r.status_code == 204 and events(emu, "plain-member").json()["data"] == []
+    assert requests.get(emu.url + "/_emulator/readings", timeout=5).json() == emu.readings
+    assert requests.post(emu.url + "/_emulator/readings", json={"show_events": "no"}, timeout=5).status_code == 400
+
+
 def test_org_token_rate_limited_per_organization(emu):
     emu.add_organization("beta")
     acme, beta = emu.create_organization_token("acme")["token"], emu.create_organization_token("beta")["token"]
@@ -1045,6 +1127,39 @@ def test_cli_listing_from_environment_and_flags():
         stop_cli(proc)
     for args, env in (((), {"TFE_EMULATOR_TIES": "bogus"}), (("--max-page-size", "0"), {}),
                       ((), {"TFE_EMULATOR_VISIBILITY_DELAY_MS": "soon"}), (("--visibility-delay-ms", "-1"), {})):
+        proc, info = start_cli(*args, env=env)
+        out, err = proc.communicate(timeout=10)
+        assert info is None and proc.returncode == 2 and "error:" in err
+
+
+def test_cli_token_kinds_and_readings():
+    proc, info = start_cli("--org", "acme", "--api-token", "t", "--user-token", "acme:member",
+                           "--owner-user-token", "acme:owner", "--team-token", "acme:team",
+                           "--owners-team-token", "acme:owners:with:colons",
+                           env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty"})
+    try:
+        url = info["url"]
+        assert requests.get(url + "/_emulator/readings", timeout=5).json()["user_token_trail"] == "empty"
+        r = requests.post(url + TOKEN_PATH.format("acme"), params={"token": "audit-trails"},
+                          headers={"Authorization": "Bearer owners:with:colons", "Content-Type": JSONAPI}, timeout=5)
+        assert r.status_code == 201
+        codes = {}
+        for secret in ("member", "owner", "team", "owners:with:colons"):
+            r = requests.get(url + TOKEN_PATH.format("acme"), params={"token": "audit-trails"},
+                             headers={"Authorization": f"Bearer {secret}"}, timeout=5)
+            codes[secret] = r.status_code
+        assert codes == {"member": 404, "owner": 200, "team": 404, "owners:with:colons": 200}
+        r = requests.get(url + EVENTS, headers={"Authorization": "Bearer team"}, timeout=5)
+        assert r.status_code == 200 and r.json()["data"] == []
+    finally:
+        stop_cli(proc)
+    proc, info = start_cli("--user-token-trail", "404", env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty"})
+    try:
+        assert requests.get(info["url"] + "/_emulator/readings", timeout=5).json()["user_token_trail"] == "404"
+    finally:
+        stop_cli(proc)
+    for args, env in ((("--user-token", "nope:x"), {}), ((), {"TFE_EMULATOR_USER_TOKEN_TRAIL": "403"}),
+                      (("--org", "acme", "--team-token", "acme:"), {})):
         proc, info = start_cli(*args, env=env)
         out, err = proc.communicate(timeout=10)
         assert info is None and proc.returncode == 2 and "error:" in err

@@ -48,6 +48,10 @@ MAX_PAGE_SIZE = 1000                  # not documented: the default of max_page_
 ORDERS = ("newest", "oldest")         # newest first is what the public evidence shows
 TIES = ("insertion", "id")            # order among events with the same millisecond
 SINCE_MODES = ("exclusive", "inclusive")
+# Readings of what the API docs leave open about tokens (see API.md); each one can be played.
+USER_TOKEN_TRAIL = ("401", "404", "empty")   # what user and team tokens get from the audit trail endpoint
+DISABLED_TRAIL = ("empty", "404")            # what the endpoint answers for an organization with the trail off
+TTL_REFUSAL = ("422", "400")                 # the status of a create beyond the lifetime policy
 UTC_MIN = datetime.min.replace(tzinfo=timezone.utc)
 UTC_MAX = datetime.max.replace(tzinfo=timezone.utc)
 AUDIT = "audit-trails"                # token kinds, keyed like the query parameter value
@@ -209,6 +213,21 @@ def check_listing(order=None, ties=None, max_page_size=None, since=None, visibil
     return {k: v for k, v in given.items() if v is not None}
 
 
+def check_readings(user_token_trail=None, disabled_trail=None, ttl_refusal=None, show_events=None) -> dict:
+    """The readings that were given (None = not given), validated; a status may be given as a number."""
+    given = {"user_token_trail": user_token_trail, "disabled_trail": disabled_trail, "ttl_refusal": ttl_refusal}
+    allowed = {"user_token_trail": USER_TOKEN_TRAIL, "disabled_trail": DISABLED_TRAIL, "ttl_refusal": TTL_REFUSAL}
+    for name, value in list(given.items()):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = given[name] = str(value)
+        if value is not None and value not in allowed[name]:
+            raise ValueError(f"{name} must be one of {', '.join(allowed[name])}, not {value!r}")
+    if show_events is not None and not isinstance(show_events, bool):
+        raise ValueError(f"show_events must be true or false, not {show_events!r}")
+    given["show_events"] = show_events
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def order_events(events: list, order: str, ties: str) -> list:
     """Events ``(timestamp, id, event)``, given in insertion order, in the order a listing shows them.
 
@@ -291,10 +310,21 @@ class Organization:
 
 @dataclass
 class User:
-    """Who acts: an admin user, or an organization (through its organization API token)."""
+    """Who acts: a user, a team, or an organization (through its organization API token)."""
     id: str
     name: str
-    kind: str = "users"     # the JSON:API type of created-by
+    kind: str = "users"          # the JSON:API type of created-by: users, teams or organizations
+    org: str | None = None       # the organization it belongs to; None: an admin who owns every organization
+    manages_tokens: bool = True  # False: a member outside the owners team, or a team other than owners
+
+
+@dataclass
+class Caller:
+    """Who called a token endpoint: who acts, the rate-limit identity, the organization it is confined to."""
+    actor: User
+    identity: str
+    org: str | None
+    manages_tokens: bool = True
 
 
 @dataclass
@@ -351,8 +381,12 @@ class Emulator:
     def __init__(self, platform="hcp", tls=False, tls_names=("127.0.0.1", "localhost"),
                  api_tokens=("admin-token",), rate_limit=30, host="127.0.0.1", port=0,
                  retry_after=True, log_stream=None, order="newest", ties="insertion",
-                 max_page_size=MAX_PAGE_SIZE, since="exclusive", visibility_delay_ms=0):
+                 max_page_size=MAX_PAGE_SIZE, since="exclusive", visibility_delay_ms=0,
+                 user_token_trail="401", disabled_trail="empty", ttl_refusal="422", show_events=True):
         self._initial = (platform, rate_limit, retry_after)
+        # Readings of the token rules the docs leave open; reset() returns to these.
+        self._initial_readings = check_readings(user_token_trail, disabled_trail, ttl_refusal, show_events)
+        self._readings = dict(self._initial_readings)
         self.set_platform(platform)
         # How the audit trail listing reads where the docs are silent; reset() returns to these.
         self._initial_listing = check_listing(order, ties, max_page_size, since, visibility_delay_ms)
@@ -362,6 +396,7 @@ class Emulator:
         self._users = {tok: User("user-" + _rand(16), "admin" if i == 0 else f"admin{i + 1}")
                        for i, tok in enumerate(api_tokens)}
         self._outsider = User("user-" + _rand(16), "someone-else")   # who regenerates "outside Ansible"
+        self._members: dict[str, User] = {}   # API token -> a user or team of one organization
         self._lock = threading.RLock()
         self._limiter = RateLimiter(rate_limit, retry_after)
         self._orgs: dict[str, Organization] = {}
@@ -418,7 +453,32 @@ class Emulator:
             return {"name": org.name, "id": org.id, "entitlement": org.entitlement}
 
     def user_id(self, api_token: str) -> str:
-        return self._users[api_token].id
+        """The id of the user (or team) behind an API token."""
+        return (self._users.get(api_token) or self._members[api_token]).id
+
+    def add_user_token(self, org: str, token: str | None = None, owner: bool = False) -> str:
+        """The API token (returned; random unless given) of a new user of ``org`` only: in its owners team
+        with ``owner``, else a member who may not manage its tokens (404 there)."""
+        name = f"{'owner' if owner else 'member'}-{_rand(6).lower()}"
+        return self._add_member(org, token, User("user-" + _rand(16), name, "users", org, bool(owner)))
+
+    def add_team_token(self, org: str, token: str | None = None, owners: bool = False) -> str:
+        """The API token (returned; random unless given) of a team of ``org``: its owners team with ``owners``
+        (may manage the audit trail token, as the docs say), else another team (404 there)."""
+        name = "owners" if owners else f"team-{_rand(6).lower()}"
+        return self._add_member(org, token, User("team-" + _rand(16), name, "teams", org, bool(owners)))
+
+    def _add_member(self, org: str, token: str | None, member: User) -> str:
+        secret = token or f"{_rand(14)}.atlasv1.{_rand(70, URLSAFE)}"
+        if not isinstance(secret, str) or not secret.strip() or secret != secret.strip():
+            raise ValueError(f"token must be a non-empty string without surrounding spaces, not {secret!r}")
+        with self._lock:
+            self._org(org)
+            if secret in self._users or secret in self._members or self._token_owner(secret):
+                raise ValueError("token is already in use")
+            self._members[secret] = member
+            self.issued_secrets.append(secret)
+        return secret
 
     @property
     def requests(self) -> list[dict]:
@@ -539,8 +599,20 @@ class Emulator:
         with self._lock:
             return dict(self._listing)
 
+    def set_readings(self, user_token_trail=None, disabled_trail=None, ttl_refusal=None, show_events=None) -> None:
+        """Change the token readings; None leaves a reading as it is; a bad value changes nothing."""
+        changes = check_readings(user_token_trail, disabled_trail, ttl_refusal, show_events)
+        with self._lock:
+            self._readings.update(changes)
+
+    @property
+    def readings(self) -> dict:
+        with self._lock:
+            return dict(self._readings)
+
     def reset(self) -> None:
-        """Drop orgs, tokens, events, the log and faults; platform, rate limit and listing back to start values."""
+        """Drop orgs, tokens, user and team tokens, events, the log and faults; platform, rate limit, listing
+        and readings back to start values."""
         with self._lock:
             self._orgs.clear()
             self._log.clear()
@@ -550,6 +622,8 @@ class Emulator:
             self.set_platform(platform)
             self.set_rate_limit(rate, retry_after)
             self._listing = dict(self._initial_listing)
+            self._readings = dict(self._initial_readings)
+            self._members.clear()
 
     # ---- state helpers (call with the lock held) --------------------------------------------
     def _org(self, name: str) -> Organization:
@@ -673,31 +747,38 @@ class Emulator:
         scheme, dummy, token = value.partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
-    def _caller(self, headers):
-        """Who may manage tokens: (actor, rate-limit identity, the organization it is confined to or None).
+    def _person(self, secret: str | None) -> User | None:
+        """The user or team behind a user or team API token."""
+        if not secret:
+            return None
+        with self._lock:
+            return self._users.get(secret) or self._members.get(secret)
 
-        Admin user tokens act on every organization. An organization API token acts for its own
-        organization only (docs: "members of the owners team, the owners team API token, and the
-        organization API token"). Audit trail tokens, stale and expired tokens: None (401).
+    def _caller(self, headers) -> Caller | None:
+        """Who calls a token endpoint, or None (401).
+
+        Admin user tokens act on every organization; user and team tokens on their own organization, where
+        only owners (an owners-team member or the owners team) may manage tokens. An organization API token acts
+        for its own organization (docs: "members of the owners team, the owners team API token, and the
+        organization API token"). Audit trail tokens, stale and expired tokens: None.
         """
         secret = self._bearer(headers)
-        user = self._users.get(secret)
-        if user is not None:
-            return user, "user:" + user.id, None
+        person = self._person(secret)
+        if person is not None:
+            return Caller(person, f"{person.kind}:{person.id}", person.org, person.manages_tokens)
         owner = self._token_owner(secret)
         if owner is None or owner[1] != ORG or owner[2].expired_at <= _now():
             return None
         org, dummy, tok = owner
         tok.last_used_at = _now()
         # Rate limited per organization, the same bucket as its audit trail reads.
-        return User(org.id, org.name, "organizations"), "org:" + org.name, org
+        return Caller(User(org.id, org.name, "organizations"), "org:" + org.name, org.name)
 
     def _token_endpoint(self, method, org_name, query, headers, body) -> Response:
         caller = self._caller(headers)
         if caller is None:
             return _error(401, "unauthorized")
-        user, identity, confined_to = caller
-        limited = self._limiter.check(identity)
+        limited = self._limiter.check(caller.identity)
         if limited:
             return limited
         # The server wants the JSON:API media type on POST *and* DELETE, even without a body.
@@ -708,10 +789,11 @@ class Emulator:
                               f"Content-Type must be {JSONAPI}")
         # go-tfe: the token parameter "is ignored by TFE" -> TFE acts on the regular org token.
         kind = AUDIT if query.get("token") == AUDIT and self.platform == "hcp" else ORG
+        user = caller.actor
         with self._lock:
             org = self._orgs.get(org_name)
-            # Another organization's token is forbidden, which the API hides as 404.
-            if org is None or (confined_to is not None and confined_to is not org):
+            # Another organization, or a member who may not manage tokens: forbidden, which the API hides as 404.
+            if org is None or caller.org not in (None, org.name) or not caller.manages_tokens:
                 return _error(404, "not found")
             tok = org.tokens.get(kind)
             if method == "GET":
@@ -770,8 +852,12 @@ class Emulator:
                          if secrets.compare_digest(t.secret.encode(), secret.encode())), None)
 
     def _events(self, query, headers) -> Response:
-        found = self._token_owner(self._bearer(headers))
-        # User/team tokens, stale (replaced/deleted) and expired tokens are all refused.
+        secret = self._bearer(headers)
+        person = self._person(secret)
+        if person is not None:
+            return self._events_for_person(person, query)
+        found = self._token_owner(secret)
+        # Stale (replaced/deleted) and expired tokens are refused.
         if found is None or found[2].expired_at <= _now():
             return _error(401, "unauthorized")
         org, dummy, tok = found
@@ -790,18 +876,20 @@ class Emulator:
             listing = dict(self._listing)
             visible = [e for e in org.events if _after(e[0], now - RETENTION, since, listing["since"])
                        and _listed_yet(e, now, listing["visibility_delay_ms"])]
-        events = order_events(visible, listing["order"], listing["ties"])
-        number = max(1, _int(query.get("page[number]"), 1))
-        # A page size above the server's maximum is capped silently; pagination tells what was used.
-        size = min(listing["max_page_size"], max(1, _int(query.get("page[size]"), DEFAULT_PAGE_SIZE)))
-        total = len(events)
-        pages = max(1, math.ceil(total / size))
-        page = [e[2] for e in events[(number - 1) * size:number * size]]
-        pagination = {"current_page": number, "page_size": size,
-                      "prev_page": number - 1 if number > 1 else None,
-                      "next_page": number + 1 if number < pages else None,
-                      "total_pages": pages, "total_count": total}
-        return Response(200, {"data": page, "pagination": pagination}, content_type="application/json")
+        return _page(order_events(visible, listing["order"], listing["ties"]), query, listing["max_page_size"])
+
+    def _events_for_person(self, person: User, query) -> Response:
+        """User and team tokens "cannot" read the audit trail; how they are refused is the reading
+        ``user_token_trail``: 401, 404 (a valid token without permission), or an empty 200."""
+        reading = self.readings["user_token_trail"]
+        if reading == "401":
+            return _error(401, "unauthorized")
+        limited = self._limiter.check(f"{person.kind}:{person.id}")
+        if limited:
+            return limited
+        if reading == "404":
+            return _error(404, "not found")
+        return _page([], query, self.listing["max_page_size"])
 
     # ---- the control API (no auth, not logged, not rate limited) -----------------------------
     def control(self, method, path, body: bytes) -> Response:
@@ -833,6 +921,8 @@ class Emulator:
             ("POST", "/reset"): lambda: (self.reset(), ok)[1],
             ("GET", "/listing"): lambda: _json(200, self.listing),
             ("POST", "/listing"): lambda: (self.set_listing(**args), ok)[1],
+            ("GET", "/readings"): lambda: _json(200, self.readings),
+            ("POST", "/readings"): lambda: (self.set_readings(**args), ok)[1],
         }
         route = routes.get((method, path))
         return route() if route else _json(404, {"error": "no such control"})
@@ -850,6 +940,10 @@ class Emulator:
                 org, args.get("expired_at"))),
             ("POST", "events"): lambda: _json(201, {"count": self.seed_events(org, **args)}),
             ("POST", "event"): lambda: _json(201, self.add_event(org, **args)),
+            ("POST", "user-tokens"): lambda: _json(201, {"token": self.add_user_token(
+                org, args.get("token"), args.get("owner", False))}),
+            ("POST", "team-tokens"): lambda: _json(201, {"token": self.add_team_token(
+                org, args.get("token"), args.get("owners", False))}),
         }
         route = routes.get((method, what))
         return route() if route else _json(404, {"error": "no such control"})
@@ -872,6 +966,21 @@ def _after(ts: datetime, retention_cutoff: datetime, since: datetime | None, sin
     if since is None:
         return True
     return ts > since or (since_mode == "inclusive" and ts == since)
+
+
+def _page(events: list, query, max_page_size: int) -> Response:
+    """The audit trail answer: the page of ``events`` (listing order) that the query asks for, and pagination."""
+    number = max(1, _int(query.get("page[number]"), 1))
+    # A page size above the server's maximum is capped silently; pagination tells what was used.
+    size = min(max_page_size, max(1, _int(query.get("page[size]"), DEFAULT_PAGE_SIZE)))
+    total = len(events)
+    pages = max(1, math.ceil(total / size))
+    page = [e[2] for e in events[(number - 1) * size:number * size]]
+    pagination = {"current_page": number, "page_size": size,
+                  "prev_page": number - 1 if number > 1 else None,
+                  "next_page": number + 1 if number < pages else None,
+                  "total_pages": pages, "total_count": total}
+    return Response(200, {"data": page, "pagination": pagination}, content_type="application/json")
 
 
 def _listed_yet(entry, now: datetime, delay_ms: int) -> bool:
@@ -998,6 +1107,31 @@ def _env_int(name: str, default: int, parser) -> int:
         parser.error(f"{name} must be an integer, not {value!r}")
 
 
+def _org_specs(emu: Emulator, flag: str, specs: list, parser) -> list:
+    """(organization, value) of each ``ORG:VALUE`` of a flag; the organization must be given with --org."""
+    pairs = []
+    for spec in specs:
+        org, dummy, value = spec.partition(":")
+        if org not in emu._orgs or not value:
+            parser.error(f"{flag} {spec!r}: want ORG:VALUE for an org given with --org")
+        pairs.append((org, value))
+    return pairs
+
+
+def _add_members(emu: Emulator, a, parser) -> None:
+    """The user and team tokens of the command line, each of one organization."""
+    kinds = (("--user-token", a.user_token, emu.add_user_token, False),
+             ("--owner-user-token", a.owner_user_token, emu.add_user_token, True),
+             ("--team-token", a.team_token, emu.add_team_token, False),
+             ("--owners-team-token", a.owners_team_token, emu.add_team_token, True))
+    for flag, specs, add, owner in kinds:
+        for org, token in _org_specs(emu, flag, specs, parser):
+            try:
+                add(org, token, owner)
+            except ValueError as exc:
+                parser.error(f"{flag}: {exc}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
@@ -1018,13 +1152,19 @@ def main(argv=None) -> int:
     p.add_argument("--since", choices=SINCE_MODES, default="exclusive")
     p.add_argument("--visibility-delay-ms", type=int,
                    default=_env_int("TFE_EMULATOR_VISIBILITY_DELAY_MS", 0, p))
+    # Token readings, and user and team tokens of one organization each.
+    p.add_argument("--user-token-trail", choices=USER_TOKEN_TRAIL,
+                   default=os.environ.get("TFE_EMULATOR_USER_TOKEN_TRAIL") or "401")
+    for flag in ("--user-token", "--owner-user-token", "--team-token", "--owners-team-token"):
+        p.add_argument(flag, action="append", default=[], metavar="ORG:TOKEN")
     a = p.parse_args(argv)
     env_tokens = [t.strip() for t in os.environ.get("TFE_EMULATOR_API_TOKENS", "").split(",") if t.strip()]
     tokens = a.api_tokens + env_tokens or ["admin-token"]
     try:  # argparse does not check defaults against choices: a bad environment value lands here
         emu = Emulator(a.platform, a.tls, a.tls_names or ("127.0.0.1", "localhost"), tokens, a.rate_limit,
                        a.host, a.port, log_stream=sys.stderr, order=a.order, ties=a.ties,
-                       max_page_size=a.max_page_size, since=a.since, visibility_delay_ms=a.visibility_delay_ms)
+                       max_page_size=a.max_page_size, since=a.since, visibility_delay_ms=a.visibility_delay_ms,
+                       user_token_trail=a.user_token_trail)
     except ValueError as exc:
         p.error(str(exc))
     for name in a.org:
@@ -1037,6 +1177,7 @@ def main(argv=None) -> int:
         if org not in emu._orgs or not count.isdigit():
             p.error(f"--seed-events {spec!r}: want ORG:COUNT for an org given with --org")
         seeds.append((org, int(count)))
+    _add_members(emu, a, p)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
