@@ -444,6 +444,45 @@ def test_events_without_entitlement_404(emu):
     assert events(emu, tok["token"]).status_code == 404
 
 
+@pytest.mark.parametrize("reading", ["empty", "404"])
+def test_audit_trail_switched_off(emu, reading):
+    emu.seed_events("acme", count=3)
+    tok = emu.regenerate_audit_trail_token("acme")
+    org_token = emu.create_organization_token("acme")
+    emu.set_readings(disabled_trail=reading)
+    emu.set_audit_trail_enabled("acme", False)
+    for secret in (tok["token"], org_token["token"]):
+        r = events(emu, secret, **{"page[number]": 2, "page[size]": 2})
+        if reading == "404":
+            assert r.status_code == 404 and r.json()["errors"][0]["status"] == "404"
+        else:
+            assert r.status_code == 200 and r.json() == {"data": [], "pagination": {
+                "current_page": 2, "page_size": 2, "prev_page": 1, "next_page": None, "total_pages": 1,
+                "total_count": 0}}
+    assert call(emu, "GET").status_code == 200                   # the token endpoints do not change
+    planted = emu.add_event("acme")                               # events still happen while it is off
+    emu.set_audit_trail_enabled("acme", True)
+    data = events(emu, tok["token"]).json()["data"]
+    assert len(data) == len(trail(emu)) >= 5 and planted["id"] in [e["id"] for e in data]
+    assert events(emu, "wrong").status_code == 401
+    with pytest.raises(ValueError):
+        emu.set_audit_trail_enabled("acme", "no")
+
+
+def test_audit_trail_switch_controls(emu):
+    tok = emu.regenerate_audit_trail_token("acme")
+    c = emu.url + "/_emulator/organizations"
+    r = requests.post(c, json={"name": "quiet", "audit_trail_enabled": False}, timeout=5)
+    assert r.status_code == 201 and r.json()["audit_trail_enabled"] is False and r.json()["entitlement"] is True
+    assert emu.add_organization("acme")["audit_trail_enabled"] is True
+    assert requests.post(c + "/acme/audit-trail", json={"enabled": False}, timeout=5).status_code == 204
+    assert events(emu, tok["token"]).json()["data"] == []
+    assert requests.post(c + "/acme/audit-trail", json={"enabled": "off"}, timeout=5).status_code == 400
+    assert requests.post(c + "/acme/audit-trail", json={}, timeout=5).status_code == 400
+    assert requests.post(emu.url + "/_emulator/readings", json={"disabled_trail": "404"}, timeout=5).status_code == 204
+    assert events(emu, tok["token"]).status_code == 404
+
+
 def test_events_expired_token_401(emu):
     tok = emu.regenerate_audit_trail_token("acme", expired_at="2001-01-01T00:00:00Z")
     assert events(emu, tok["token"]).status_code == 401
@@ -1135,8 +1174,8 @@ def test_cli_listing_from_environment_and_flags():
 def test_cli_token_kinds_and_readings():
     proc, info = start_cli("--org", "acme", "--api-token", "t", "--user-token", "acme:member",
                            "--owner-user-token", "acme:owner", "--team-token", "acme:team",
-                           "--owners-team-token", "acme:owners:with:colons",
-                           env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty"})
+                           "--owners-team-token", "acme:owners:with:colons", "--org-without-audit-trail", "quiet",
+                           env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty", "TFE_EMULATOR_DISABLED_TRAIL": "404"})
     try:
         url = info["url"]
         assert requests.get(url + "/_emulator/readings", timeout=5).json()["user_token_trail"] == "empty"
@@ -1151,15 +1190,20 @@ def test_cli_token_kinds_and_readings():
         assert codes == {"member": 404, "owner": 200, "team": 404, "owners:with:colons": 200}
         r = requests.get(url + EVENTS, headers={"Authorization": "Bearer team"}, timeout=5)
         assert r.status_code == 200 and r.json()["data"] == []
+        quiet = requests.post(url + "/_emulator/organizations/quiet/audit-trail-token", json={}, timeout=5).json()
+        r = requests.get(url + EVENTS, headers={"Authorization": "Bearer " + quiet["token"]}, timeout=5)
+        assert r.status_code == 404
     finally:
         stop_cli(proc)
-    proc, info = start_cli("--user-token-trail", "404", env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty"})
+    proc, info = start_cli("--user-token-trail", "404", "--disabled-trail", "empty",
+                           env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty", "TFE_EMULATOR_DISABLED_TRAIL": "404"})
     try:
-        assert requests.get(info["url"] + "/_emulator/readings", timeout=5).json()["user_token_trail"] == "404"
+        readings = requests.get(info["url"] + "/_emulator/readings", timeout=5).json()
+        assert (readings["user_token_trail"], readings["disabled_trail"]) == ("404", "empty")
     finally:
         stop_cli(proc)
     for args, env in ((("--user-token", "nope:x"), {}), ((), {"TFE_EMULATOR_USER_TOKEN_TRAIL": "403"}),
-                      (("--org", "acme", "--team-token", "acme:"), {})):
+                      (("--org", "acme", "--team-token", "acme:"), {}), ((), {"TFE_EMULATOR_DISABLED_TRAIL": "x"})):
         proc, info = start_cli(*args, env=env)
         out, err = proc.communicate(timeout=10)
         assert info is None and proc.returncode == 2 and "error:" in err

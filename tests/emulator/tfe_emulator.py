@@ -263,6 +263,10 @@ def _json(status: int, obj) -> Response:
     return Response(status, json.dumps(obj), content_type="application/json")
 
 
+def _no_content() -> Response:
+    return Response(204, content_type="application/json")
+
+
 def _error(status, title=None, detail=None, pointer=None) -> Response:
     return Response(status, error_doc(status, title, detail, pointer))
 
@@ -305,6 +309,7 @@ class Organization:
     entitlement: bool
     id: str = field(default_factory=lambda: "org-" + _rand(16))
     tokens: dict = field(default_factory=dict)     # AUDIT / ORG -> Token
+    audit_trail_enabled: bool = True               # False: events go to HCP audit log streaming instead
     events: list = field(default_factory=list)     # (timestamp, id, _Event), in insertion order
 
 
@@ -446,11 +451,22 @@ class Emulator:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     # ---- controls ----------------------------------------------------------------------------
-    def add_organization(self, name: str, entitlement: bool = True) -> dict:
+    def add_organization(self, name: str, entitlement: bool = True, audit_trail_enabled: bool = True) -> dict:
+        """Add an organization, or update one: its settings are then the ones given (or their defaults)."""
         with self._lock:
             org = self._orgs.setdefault(name, Organization(name, bool(entitlement)))
             org.entitlement = bool(entitlement)
-            return {"name": org.name, "id": org.id, "entitlement": org.entitlement}
+            org.audit_trail_enabled = bool(audit_trail_enabled)
+            return {"name": org.name, "id": org.id, "entitlement": org.entitlement,
+                    "audit_trail_enabled": org.audit_trail_enabled}
+
+    def set_audit_trail_enabled(self, org: str, enabled: bool) -> None:
+        """Switch an organization's audit trail off (its events go to HCP audit log streaming) or on again.
+        Events still happen while it is off; what the endpoint answers then is the reading ``disabled_trail``."""
+        if not isinstance(enabled, bool):
+            raise ValueError(f"enabled must be true or false, not {enabled!r}")
+        with self._lock:
+            self._org(org).audit_trail_enabled = enabled
 
     def user_id(self, api_token: str) -> str:
         """The id of the user (or team) behind an API token."""
@@ -874,6 +890,9 @@ class Emulator:
         with self._lock:
             tok.last_used_at = now
             listing = dict(self._listing)
+            if not org.audit_trail_enabled:   # unknown what a real server answers: the reading disabled_trail
+                return _error(404, "not found") if self._readings["disabled_trail"] == "404" else _page(
+                    [], query, listing["max_page_size"])
             visible = [e for e in org.events if _after(e[0], now - RETENTION, since, listing["since"])
                        and _listed_yet(e, now, listing["visibility_delay_ms"])]
         return _page(order_events(visible, listing["order"], listing["ties"]), query, listing["max_page_size"])
@@ -907,14 +926,14 @@ class Emulator:
         m = re.match(r"^/organizations/([^/]+)/([a-z-]+)$", path)
         if m:
             return self._org_control(method, unquote(m.group(1)), m.group(2), args)
-        ok = Response(204, content_type="application/json")
+        ok = _no_content()
         routes = {
             ("GET", "/requests"): lambda: _json(200, self.requests),
             ("DELETE", "/requests"): lambda: (self.clear_requests(), ok)[1],
             ("POST", "/faults"): lambda: (self.add_fault(**args), ok)[1],
             ("DELETE", "/faults"): lambda: (self.clear_faults(), ok)[1],
             ("POST", "/organizations"): lambda: _json(201, self.add_organization(
-                args["name"], args.get("entitlement", True))),
+                args["name"], args.get("entitlement", True), args.get("audit_trail_enabled", True))),
             ("POST", "/rate-limit"): lambda: (self.set_rate_limit(
                 args["per_second"], args.get("retry_after", True)), ok)[1],
             ("POST", "/platform"): lambda: (self.set_platform(args["platform"]), ok)[1],
@@ -940,6 +959,7 @@ class Emulator:
                 org, args.get("expired_at"))),
             ("POST", "events"): lambda: _json(201, {"count": self.seed_events(org, **args)}),
             ("POST", "event"): lambda: _json(201, self.add_event(org, **args)),
+            ("POST", "audit-trail"): lambda: (self.set_audit_trail_enabled(org, args["enabled"]), _no_content())[1],
             ("POST", "user-tokens"): lambda: _json(201, {"token": self.add_user_token(
                 org, args.get("token"), args.get("owner", False))}),
             ("POST", "team-tokens"): lambda: _json(201, {"token": self.add_team_token(
@@ -1142,6 +1162,7 @@ def main(argv=None) -> int:
     p.add_argument("--api-token", action="append", dest="api_tokens", default=[])
     p.add_argument("--org", action="append", default=[])
     p.add_argument("--org-without-entitlement", action="append", default=[])
+    p.add_argument("--org-without-audit-trail", action="append", default=[])
     p.add_argument("--rate-limit", type=int, default=30)
     p.add_argument("--ready-file")
     p.add_argument("--seed-events", action="append", default=[], metavar="ORG:COUNT")
@@ -1155,6 +1176,8 @@ def main(argv=None) -> int:
     # Token readings, and user and team tokens of one organization each.
     p.add_argument("--user-token-trail", choices=USER_TOKEN_TRAIL,
                    default=os.environ.get("TFE_EMULATOR_USER_TOKEN_TRAIL") or "401")
+    p.add_argument("--disabled-trail", choices=DISABLED_TRAIL,
+                   default=os.environ.get("TFE_EMULATOR_DISABLED_TRAIL") or "empty")
     for flag in ("--user-token", "--owner-user-token", "--team-token", "--owners-team-token"):
         p.add_argument(flag, action="append", default=[], metavar="ORG:TOKEN")
     a = p.parse_args(argv)
@@ -1164,13 +1187,15 @@ def main(argv=None) -> int:
         emu = Emulator(a.platform, a.tls, a.tls_names or ("127.0.0.1", "localhost"), tokens, a.rate_limit,
                        a.host, a.port, log_stream=sys.stderr, order=a.order, ties=a.ties,
                        max_page_size=a.max_page_size, since=a.since, visibility_delay_ms=a.visibility_delay_ms,
-                       user_token_trail=a.user_token_trail)
+                       user_token_trail=a.user_token_trail, disabled_trail=a.disabled_trail)
     except ValueError as exc:
         p.error(str(exc))
     for name in a.org:
         emu.add_organization(name, True)
     for name in a.org_without_entitlement:
         emu.add_organization(name, False)
+    for name in a.org_without_audit_trail:
+        emu.add_organization(name, True, audit_trail_enabled=False)
     seeds = []
     for spec in a.seed_events:
         org, dummy, count = spec.rpartition(":")
