@@ -772,6 +772,78 @@ def test_add_event_over_http(emu, clock):
         assert requests.post(c.format("acme"), json=bad, timeout=5).status_code == 400
 
 
+# ---- organization token lifetime policy --------------------------------------------------------
+def expiring(value):
+    return {"data": {"type": "authentication-token", "attributes": {"expired-at": value}}}
+
+
+@pytest.mark.parametrize("reading", ["422", "400"])
+def test_create_beyond_the_lifetime_policy_is_refused(emu, clock, reading):
+    emu.set_readings(ttl_refusal=reading)
+    emu.set_token_ttl_policy("acme", timedelta(days=30))
+    existing = emu.regenerate_audit_trail_token("acme")
+    r = call(emu, "POST", body=expiring("2030-07-01T12:00:01Z"))              # T0 + 30 days + 1 s
+    assert r.status_code == int(reading) and r.headers["Content-Type"] == JSONAPI
+    err = r.json()["errors"][0]
+    assert err["status"] == reading and err["title"] == {"422": "invalid attribute", "400": "bad request"}[reading]
+    assert "maximum lifetime for audit trail tokens is 30 days" in err["detail"]
+    assert "2030-07-01T12:00:00.000Z" in err["detail"] and err["source"] == {"pointer": "/data/attributes/expired-at"}
+    assert emu.audit_trail_token("acme") == existing                           # nothing changed
+    r = call(emu, "POST", body=expiring("2030-07-01T12:00:00Z"))              # exactly at the limit
+    assert r.status_code == 201 and r.json()["data"]["attributes"]["expired-at"] == "2030-07-01T12:00:00.000Z"
+    assert call(emu, "POST", audit=False, body=expiring("2035-01-01T00:00:00Z")).status_code == 201  # other kinds
+
+
+@pytest.mark.parametrize("policy,expected", [
+    (3600, "2030-06-01T13:00:00.000Z"),                       # created-at + 1 h, stored to the second
+    (timedelta(days=1000), "2032-06-01T12:00:00.000Z"),      # longer than 2 years: the 2-year default
+    (None, "2032-06-01T12:00:00.000Z"),
+    (90.5, "2030-06-01T12:01:31.000Z"),                     # 12:01:31.154, stored to the second
+])
+def test_default_expiry_under_a_lifetime_policy(emu, clock, policy, expected):
+    clock.now = T0.replace(microsecond=654321)
+    emu.set_token_ttl_policy("acme", policy)
+    attrs = call(emu, "POST").json()["data"]["attributes"]
+    assert attrs["created-at"] == "2030-06-01T12:00:00.654Z" and attrs["expired-at"] == expected
+    assert emu.regenerate_audit_trail_token("acme")["expired_at"] == expected
+    assert emu.create_organization_token("acme")["expired_at"] == "2032-06-01T12:00:00.000Z"   # audit trail only
+
+
+def test_tokens_beyond_a_lowered_policy_stop_working(emu):
+    audit = call(emu, "POST").json()["data"]["attributes"]["token"]           # two years
+    org_token = emu.create_organization_token("acme")["token"]
+    assert events(emu, audit).status_code == 200
+    emu.set_token_ttl_policy("acme", timedelta(days=365))
+    assert events(emu, audit).status_code == 401 and events(emu, org_token).status_code == 200
+    assert call(emu, "GET", token=audit).status_code == 401                   # token management: 401 as well
+    assert call(emu, "GET").status_code == 200                                # it still exists
+    fresh = call(emu, "POST").json()["data"]["attributes"]
+    assert events(emu, fresh["token"]).status_code == 200                     # one made under the policy works
+    emu.set_token_ttl_policy("acme", 3600)
+    assert events(emu, fresh["token"]).status_code == 401
+    emu.set_token_ttl_policy("acme", None)
+    assert events(emu, fresh["token"]).status_code == 200                     # no policy: it works again
+
+
+def test_lifetime_policy_controls_and_validation(emu):
+    c = emu.url + "/_emulator/organizations/{}/token-ttl-policy"
+    assert requests.get(c.format("acme"), timeout=5).json() == {"max_ttl": None}
+    assert requests.post(c.format("acme"), json={"max_ttl": 86400}, timeout=5).status_code == 204
+    assert emu.token_ttl_policy("acme") == timedelta(days=1)
+    assert requests.get(c.format("acme"), timeout=5).json() == {"max_ttl": 86400}
+    emu.set_token_ttl_policy("acme", 1.5)
+    assert requests.get(c.format("acme"), timeout=5).json() == {"max_ttl": 1.5}
+    for bad in (0, -5, "1d", True, timedelta(0)):
+        with pytest.raises(ValueError):
+            emu.set_token_ttl_policy("acme", bad)
+        if not isinstance(bad, timedelta):
+            assert requests.post(c.format("acme"), json={"max_ttl": bad}, timeout=5).status_code == 400
+    assert requests.post(c.format("acme"), json={}, timeout=5).status_code == 400
+    assert requests.post(c.format("nope"), json={"max_ttl": 5}, timeout=5).status_code == 404
+    assert requests.post(c.format("acme"), json={"max_ttl": None}, timeout=5).status_code == 204
+    assert emu.token_ttl_policy("acme") is None
+
+
 @pytest.mark.parametrize("order", ["newest", "oldest"])
 def test_token_lifecycle_events(emu, order):
     emu.set_listing(order=order)
@@ -1175,7 +1247,9 @@ def test_cli_token_kinds_and_readings():
     proc, info = start_cli("--org", "acme", "--api-token", "t", "--user-token", "acme:member",
                            "--owner-user-token", "acme:owner", "--team-token", "acme:team",
                            "--owners-team-token", "acme:owners:with:colons", "--org-without-audit-trail", "quiet",
-                           env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty", "TFE_EMULATOR_DISABLED_TRAIL": "404"})
+                           "--token-ttl-policy", "acme:3600",
+                           env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty", "TFE_EMULATOR_DISABLED_TRAIL": "404",
+                                "TFE_EMULATOR_TTL_REFUSAL": "400"})
     try:
         url = info["url"]
         assert requests.get(url + "/_emulator/readings", timeout=5).json()["user_token_trail"] == "empty"
@@ -1190,20 +1264,30 @@ def test_cli_token_kinds_and_readings():
         assert codes == {"member": 404, "owner": 200, "team": 404, "owners:with:colons": 200}
         r = requests.get(url + EVENTS, headers={"Authorization": "Bearer team"}, timeout=5)
         assert r.status_code == 200 and r.json()["data"] == []
+        assert requests.get(url + "/_emulator/organizations/acme/token-ttl-policy", timeout=5).json() == {
+            "max_ttl": 3600}
+        r = requests.post(url + TOKEN_PATH.format("acme"), params={"token": "audit-trails"},
+                          headers={"Authorization": "Bearer t", "Content-Type": JSONAPI}, timeout=5,
+                          data=json.dumps(expiring("2099-01-01T00:00:00Z")))
+        assert r.status_code == 400
         quiet = requests.post(url + "/_emulator/organizations/quiet/audit-trail-token", json={}, timeout=5).json()
         r = requests.get(url + EVENTS, headers={"Authorization": "Bearer " + quiet["token"]}, timeout=5)
         assert r.status_code == 404
     finally:
         stop_cli(proc)
-    proc, info = start_cli("--user-token-trail", "404", "--disabled-trail", "empty",
-                           env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty", "TFE_EMULATOR_DISABLED_TRAIL": "404"})
+    proc, info = start_cli("--user-token-trail", "404", "--disabled-trail", "empty", "--ttl-refusal", "422",
+                           env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty", "TFE_EMULATOR_DISABLED_TRAIL": "404",
+                                "TFE_EMULATOR_TTL_REFUSAL": "400"})
     try:
         readings = requests.get(info["url"] + "/_emulator/readings", timeout=5).json()
-        assert (readings["user_token_trail"], readings["disabled_trail"]) == ("404", "empty")
+        assert (readings["user_token_trail"], readings["disabled_trail"], readings["ttl_refusal"]) == (
+            "404", "empty", "422")
     finally:
         stop_cli(proc)
     for args, env in ((("--user-token", "nope:x"), {}), ((), {"TFE_EMULATOR_USER_TOKEN_TRAIL": "403"}),
-                      (("--org", "acme", "--team-token", "acme:"), {}), ((), {"TFE_EMULATOR_DISABLED_TRAIL": "x"})):
+                      (("--org", "acme", "--team-token", "acme:"), {}), ((), {"TFE_EMULATOR_DISABLED_TRAIL": "x"}),
+                      ((), {"TFE_EMULATOR_TTL_REFUSAL": "409"}), (("--org", "a", "--token-ttl-policy", "a:-1"), {}),
+                      (("--org", "a", "--token-ttl-policy", "a:week"), {})):
         proc, info = start_cli(*args, env=env)
         out, err = proc.communicate(timeout=10)
         assert info is None and proc.returncode == 2 and "error:" in err

@@ -62,6 +62,21 @@ DISCOVERY = {"tfe.v2": "/api/v2/", "tfe.v2.1": "/api/v2/", "tfe.v2.2": "/api/v2/
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
+def _to_ms(dt: datetime) -> datetime:
+    """The API shows times to the millisecond."""
+    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
+
+
+def describe_lifetime(ttl: timedelta) -> str:
+    """A lifetime in words for error details: "730 days", "1 hour", "90 seconds"."""
+    seconds = ttl.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds:g} second{'' if seconds == 1 else 's'}"
+
+
 def _rand(n: int, alphabet: str = ALNUM) -> str:
     return "".join(secrets.choice(alphabet) for dummy in range(n))
 
@@ -310,6 +325,11 @@ class Organization:
     id: str = field(default_factory=lambda: "org-" + _rand(16))
     tokens: dict = field(default_factory=dict)     # AUDIT / ORG -> Token
     audit_trail_enabled: bool = True               # False: events go to HCP audit log streaming instead
+    max_ttl: timedelta | None = None               # lifetime policy for audit trail tokens; None = no policy
+
+    def beyond_policy(self, kind: str, tok: "Token") -> bool:
+        """Whether a token lives longer than the organization's policy allows: such tokens stop working."""
+        return kind == AUDIT and self.max_ttl is not None and tok.expired_at - tok.created_at > self.max_ttl
     events: list = field(default_factory=list)     # (timestamp, id, _Event), in insertion order
 
 
@@ -459,6 +479,25 @@ class Emulator:
             org.audit_trail_enabled = bool(audit_trail_enabled)
             return {"name": org.name, "id": org.id, "entitlement": org.entitlement,
                     "audit_trail_enabled": org.audit_trail_enabled}
+
+    def set_token_ttl_policy(self, org: str, max_ttl) -> None:
+        """The organization's maximum lifetime for audit trail tokens: a timedelta or seconds; None = no policy.
+
+        A create beyond it is refused (status: the reading ``ttl_refusal``), a create without ``expired-at``
+        expires at the latest at created-at + max_ttl, and a token living longer than it answers 401.
+        """
+        if max_ttl is not None and not isinstance(max_ttl, timedelta):
+            if isinstance(max_ttl, bool) or not isinstance(max_ttl, (int, float)):
+                raise ValueError(f"max_ttl must be a timedelta, seconds or None, not {max_ttl!r}")
+            max_ttl = timedelta(seconds=max_ttl)
+        if max_ttl is not None and max_ttl <= timedelta(0):
+            raise ValueError(f"max_ttl must be positive, not {max_ttl!r}")
+        with self._lock:
+            self._org(org).max_ttl = max_ttl
+
+    def token_ttl_policy(self, org: str) -> timedelta | None:
+        with self._lock:
+            return self._org(org).max_ttl
 
     def set_audit_trail_enabled(self, org: str, enabled: bool) -> None:
         """Switch an organization's audit trail off (its events go to HCP audit log streaming) or on again.
@@ -647,17 +686,40 @@ class Emulator:
             raise UnknownOrganization(f"unknown organization {name!r}")
         return self._orgs[name]
 
-    def _new_token(self, org: Organization, kind: str, user: User, expired_at: datetime | None) -> Token:
+    def _new_token(self, org: Organization, kind: str, user: User, expired_at: datetime | None,
+                   now: datetime | None = None) -> Token:
         """Create (or replace) an organization's token; expired_at None = the server's default."""
-        now = _now()
-        created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # shown to the millisecond
+        now = now or _now()
+        created_at = _to_ms(now)
         tok = Token("at-" + _rand(16), f"{_rand(14)}.atlasv1.{_rand(70, URLSAFE)}", created_at,
-                    expired_at or default_expiry(created_at), user.id, created_by_type=user.kind)
+                    expired_at or self._server_expiry(org, kind, created_at), user.id, created_by_type=user.kind)
         org.tokens[kind] = tok  # replaces: the old secret stops working at once
         self.issued_secrets.append(tok.secret)
         if kind == AUDIT:
             self._append_event(org, user, "authentication_token", tok.id, "create", now)
         return tok
+
+    @staticmethod
+    def _server_expiry(org: Organization, kind: str, created_at: datetime) -> datetime:
+        """The expiry of a token created without one: two calendar years, or sooner under a shorter policy."""
+        default = default_expiry(created_at)
+        if kind == AUDIT and org.max_ttl is not None:
+            return min(default, _shift(created_at, org.max_ttl).replace(microsecond=0))
+        return default
+
+    def _ttl_refusal(self, org: Organization, kind: str, expiry: datetime | None, now: datetime) -> Response | None:
+        """The answer to a create whose expiry lies beyond the organization's lifetime policy, else None.
+        Its status is the reading ``ttl_refusal``; the wording is invented (no public sample)."""
+        if kind != AUDIT or org.max_ttl is None or expiry is None:
+            return None
+        latest = _shift(_to_ms(now), org.max_ttl)
+        if expiry <= latest:
+            return None
+        status = int(self._readings["ttl_refusal"])
+        detail = (f"Expired at must be no later than {fmt_time(latest)}: the organization's maximum lifetime for "
+                  f"audit trail tokens is {describe_lifetime(org.max_ttl)}")
+        return _error(status, "invalid attribute" if status == 422 else "bad request", detail,
+                      "/data/attributes/expired-at")
 
     def _append_event(self, org, user, rtype, rid, action, ts):
         self._store_event(org, self._new_event(org, user, rtype, rid, action, ts), ts)
@@ -783,7 +845,7 @@ class Emulator:
         if person is not None:
             return Caller(person, f"{person.kind}:{person.id}", person.org, person.manages_tokens)
         owner = self._token_owner(secret)
-        if owner is None or owner[1] != ORG or owner[2].expired_at <= _now():
+        if owner is None or owner[1] != ORG or not _alive(*owner):
             return None
         org, dummy, tok = owner
         tok.last_used_at = _now()
@@ -827,7 +889,11 @@ class Emulator:
             expiry = self._parse_expiry(body)
             if isinstance(expiry, Response):
                 return expiry
-            return Response(201, self._new_token(org, kind, user, expiry).document(True))
+            now = _now()
+            refusal = self._ttl_refusal(org, kind, expiry, now)
+            if refusal:
+                return refusal
+            return Response(201, self._new_token(org, kind, user, expiry, now).document(True))
 
     def _parse_expiry(self, body: bytes) -> datetime | None | Response:
         """The requested expiry, None when not given (the server's default applies), or an error."""
@@ -873,8 +939,8 @@ class Emulator:
         if person is not None:
             return self._events_for_person(person, query)
         found = self._token_owner(secret)
-        # Stale (replaced/deleted) and expired tokens are refused.
-        if found is None or found[2].expired_at <= _now():
+        # Stale (replaced/deleted), expired and over-policy tokens are refused.
+        if found is None or not _alive(*found):
             return _error(401, "unauthorized")
         org, dummy, tok = found
         limited = self._limiter.check("org:" + org.name)
@@ -960,6 +1026,8 @@ class Emulator:
             ("POST", "events"): lambda: _json(201, {"count": self.seed_events(org, **args)}),
             ("POST", "event"): lambda: _json(201, self.add_event(org, **args)),
             ("POST", "audit-trail"): lambda: (self.set_audit_trail_enabled(org, args["enabled"]), _no_content())[1],
+            ("GET", "token-ttl-policy"): lambda: _json(200, {"max_ttl": _seconds(self.token_ttl_policy(org))}),
+            ("POST", "token-ttl-policy"): lambda: (self.set_token_ttl_policy(org, args["max_ttl"]), _no_content())[1],
             ("POST", "user-tokens"): lambda: _json(201, {"token": self.add_user_token(
                 org, args.get("token"), args.get("owner", False))}),
             ("POST", "team-tokens"): lambda: _json(201, {"token": self.add_team_token(
@@ -986,6 +1054,12 @@ def _after(ts: datetime, retention_cutoff: datetime, since: datetime | None, sin
     if since is None:
         return True
     return ts > since or (since_mode == "inclusive" and ts == since)
+
+
+def _alive(org: Organization, kind: str, tok: Token) -> bool:
+    """A current token works until it expires, or until the organization's lifetime policy drops below its
+    lifetime (docs: such tokens "stop working")."""
+    return tok.expired_at > _now() and not org.beyond_policy(kind, tok)
 
 
 def _page(events: list, query, max_page_size: int) -> Response:
@@ -1022,6 +1096,14 @@ def _merge(target: dict, changes: dict) -> None:
             _merge(target[key], value)
         else:
             target[key] = value
+
+
+def _seconds(ttl: timedelta | None):
+    """A lifetime as JSON: seconds (an integer when whole), or None."""
+    if ttl is None:
+        return None
+    seconds = ttl.total_seconds()
+    return int(seconds) if seconds.is_integer() else seconds
 
 
 def _int(value, default: int) -> int:
@@ -1176,6 +1258,8 @@ def main(argv=None) -> int:
     # Token readings, and user and team tokens of one organization each.
     p.add_argument("--user-token-trail", choices=USER_TOKEN_TRAIL,
                    default=os.environ.get("TFE_EMULATOR_USER_TOKEN_TRAIL") or "401")
+    p.add_argument("--ttl-refusal", choices=TTL_REFUSAL, default=os.environ.get("TFE_EMULATOR_TTL_REFUSAL") or "422")
+    p.add_argument("--token-ttl-policy", action="append", default=[], metavar="ORG:SECONDS")
     p.add_argument("--disabled-trail", choices=DISABLED_TRAIL,
                    default=os.environ.get("TFE_EMULATOR_DISABLED_TRAIL") or "empty")
     for flag in ("--user-token", "--owner-user-token", "--team-token", "--owners-team-token"):
@@ -1187,7 +1271,8 @@ def main(argv=None) -> int:
         emu = Emulator(a.platform, a.tls, a.tls_names or ("127.0.0.1", "localhost"), tokens, a.rate_limit,
                        a.host, a.port, log_stream=sys.stderr, order=a.order, ties=a.ties,
                        max_page_size=a.max_page_size, since=a.since, visibility_delay_ms=a.visibility_delay_ms,
-                       user_token_trail=a.user_token_trail, disabled_trail=a.disabled_trail)
+                       user_token_trail=a.user_token_trail, disabled_trail=a.disabled_trail,
+                       ttl_refusal=a.ttl_refusal)
     except ValueError as exc:
         p.error(str(exc))
     for name in a.org:
@@ -1203,6 +1288,11 @@ def main(argv=None) -> int:
             p.error(f"--seed-events {spec!r}: want ORG:COUNT for an org given with --org")
         seeds.append((org, int(count)))
     _add_members(emu, a, p)
+    for org, seconds in _org_specs(emu, "--token-ttl-policy", a.token_ttl_policy, p):
+        try:
+            emu.set_token_ttl_policy(org, float(seconds))
+        except ValueError as exc:
+            p.error(f"--token-ttl-policy {org}:{seconds}: {exc}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
