@@ -292,7 +292,7 @@ def test_org_token_manages_its_own_audit_trail_token(emu):
     assert call(emu, "GET", token=org_tok["token"]).status_code == 404
     trail_events = events(emu, org_tok["token"]).json()["data"]
     assert {e["auth"]["accessor_id"] for e in trail_events} == {acme_id}
-    assert {e["resource"]["action"] for e in trail_events} == {"create", "destroy"}
+    assert {e["resource"]["action"] for e in trail_events} == {"create", "show", "destroy"}
     assert emu.organization_token("acme")["last_used_at"] is not None
 
 
@@ -860,6 +860,34 @@ def test_token_lifecycle_events(emu, order):
     assert oldest_first[0]["auth"]["accessor_id"] == emu.user_id(ADMIN)
 
 
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_token_reads_add_show_events(emu, order):
+    emu.set_listing(order=order)
+    created = call(emu, "POST").json()["data"]
+    org_token = emu.create_organization_token("acme")["token"]
+    assert call(emu, "GET").status_code == 200
+    assert call(emu, "GET", token=org_token).status_code == 200
+    assert call(emu, "GET", audit=False).status_code == 200           # the organization token: no event
+    assert call(emu, "GET", token=emu.add_user_token("acme")).status_code == 404   # not found: no event
+    assert call(emu, "DELETE").status_code == 204
+    assert call(emu, "GET").status_code == 404                         # none left: no event
+    data = events(emu, org_token).json()["data"]
+    oldest_first = data if order == "oldest" else data[::-1]
+    assert [e["resource"]["action"] for e in oldest_first] == ["create", "show", "show", "destroy"]
+    assert {e["resource"]["id"] for e in oldest_first} == {created["id"]}
+    assert {e["resource"]["type"] for e in oldest_first} == {"authentication_token"}
+    assert [e["auth"]["accessor_id"] for e in oldest_first[1:3]] == [emu.user_id(ADMIN), emu._orgs["acme"].id]
+
+
+def test_show_events_can_be_switched_off(emu):
+    emu.set_readings(show_events=False)
+    call(emu, "POST")
+    for dummy in range(3):
+        assert call(emu, "GET").status_code == 200
+    org_token = emu.create_organization_token("acme")["token"]
+    assert [e["resource"]["action"] for e in events(emu, org_token).json()["data"]] == ["create"]
+
+
 def test_set_listing_validates_and_none_keeps(emu):
     emu.set_listing(order="oldest", ties="id", max_page_size=50, since="inclusive", visibility_delay_ms=7)
     emu.set_listing()                                              # all None: nothing changes
@@ -1249,10 +1277,11 @@ def test_cli_token_kinds_and_readings():
                            "--owners-team-token", "acme:owners:with:colons", "--org-without-audit-trail", "quiet",
                            "--token-ttl-policy", "acme:3600",
                            env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty", "TFE_EMULATOR_DISABLED_TRAIL": "404",
-                                "TFE_EMULATOR_TTL_REFUSAL": "400"})
+                                "TFE_EMULATOR_TTL_REFUSAL": "400", "TFE_EMULATOR_SHOW_EVENTS": "off"})
     try:
         url = info["url"]
-        assert requests.get(url + "/_emulator/readings", timeout=5).json()["user_token_trail"] == "empty"
+        assert requests.get(url + "/_emulator/readings", timeout=5).json() == {
+            "user_token_trail": "empty", "disabled_trail": "404", "ttl_refusal": "400", "show_events": False}
         r = requests.post(url + TOKEN_PATH.format("acme"), params={"token": "audit-trails"},
                           headers={"Authorization": "Bearer owners:with:colons", "Content-Type": JSONAPI}, timeout=5)
         assert r.status_code == 201
@@ -1276,18 +1305,18 @@ def test_cli_token_kinds_and_readings():
     finally:
         stop_cli(proc)
     proc, info = start_cli("--user-token-trail", "404", "--disabled-trail", "empty", "--ttl-refusal", "422",
-                           env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty", "TFE_EMULATOR_DISABLED_TRAIL": "404",
-                                "TFE_EMULATOR_TTL_REFUSAL": "400"})
+                           "--show-events", env={"TFE_EMULATOR_USER_TOKEN_TRAIL": "empty",
+                                                 "TFE_EMULATOR_DISABLED_TRAIL": "404",
+                                                 "TFE_EMULATOR_TTL_REFUSAL": "400", "TFE_EMULATOR_SHOW_EVENTS": "0"})
     try:
-        readings = requests.get(info["url"] + "/_emulator/readings", timeout=5).json()
-        assert (readings["user_token_trail"], readings["disabled_trail"], readings["ttl_refusal"]) == (
-            "404", "empty", "422")
+        assert requests.get(info["url"] + "/_emulator/readings", timeout=5).json() == {   # flags beat the environment
+            "user_token_trail": "404", "disabled_trail": "empty", "ttl_refusal": "422", "show_events": True}
     finally:
         stop_cli(proc)
     for args, env in ((("--user-token", "nope:x"), {}), ((), {"TFE_EMULATOR_USER_TOKEN_TRAIL": "403"}),
                       (("--org", "acme", "--team-token", "acme:"), {}), ((), {"TFE_EMULATOR_DISABLED_TRAIL": "x"}),
                       ((), {"TFE_EMULATOR_TTL_REFUSAL": "409"}), (("--org", "a", "--token-ttl-policy", "a:-1"), {}),
-                      (("--org", "a", "--token-ttl-policy", "a:week"), {})):
+                      (("--org", "a", "--token-ttl-policy", "a:week"), {}), ((), {"TFE_EMULATOR_SHOW_EVENTS": "maybe"})):
         proc, info = start_cli(*args, env=env)
         out, err = proc.communicate(timeout=10)
         assert info is None and proc.returncode == 2 and "error:" in err

@@ -867,33 +867,37 @@ class Emulator:
                               f"Content-Type must be {JSONAPI}")
         # go-tfe: the token parameter "is ignored by TFE" -> TFE acts on the regular org token.
         kind = AUDIT if query.get("token") == AUDIT and self.platform == "hcp" else ORG
-        user = caller.actor
         with self._lock:
             org = self._orgs.get(org_name)
             # Another organization, or a member who may not manage tokens: forbidden, which the API hides as 404.
             if org is None or caller.org not in (None, org.name) or not caller.manages_tokens:
                 return _error(404, "not found")
+            if method == "POST":
+                return self._create_token(org, kind, caller.actor, body)
             tok = org.tokens.get(kind)
-            if method == "GET":
-                return Response(200, tok.document(False)) if tok else _error(404, "not found")
-            if method == "DELETE":
-                if tok is None:
-                    return _error(404, "not found")
-                del org.tokens[kind]
-                if kind == AUDIT:
-                    self._append_event(org, user, "authentication_token", tok.id, "destroy", _now())
-                return Response(204)
-            # Create needs the entitlement; the API hides "forbidden" as 404.
-            if kind == AUDIT and not org.entitlement:
+            if tok is None:
                 return _error(404, "not found")
-            expiry = self._parse_expiry(body)
-            if isinstance(expiry, Response):
-                return expiry
-            now = _now()
-            refusal = self._ttl_refusal(org, kind, expiry, now)
-            if refusal:
-                return refusal
-            return Response(201, self._new_token(org, kind, user, expiry, now).document(True))
+            if method == "GET":
+                if kind == AUDIT and self._readings["show_events"]:   # a read is an event too ("show")
+                    self._append_event(org, caller.actor, "authentication_token", tok.id, "show", _now())
+                return Response(200, tok.document(False))
+            del org.tokens[kind]
+            if kind == AUDIT:
+                self._append_event(org, caller.actor, "authentication_token", tok.id, "destroy", _now())
+            return Response(204)
+
+    def _create_token(self, org: Organization, kind: str, user: User, body: bytes) -> Response:
+        # Create needs the entitlement; the API hides "forbidden" as 404.
+        if kind == AUDIT and not org.entitlement:
+            return _error(404, "not found")
+        expiry = self._parse_expiry(body)
+        if isinstance(expiry, Response):
+            return expiry
+        now = _now()
+        refusal = self._ttl_refusal(org, kind, expiry, now)
+        if refusal:
+            return refusal
+        return Response(201, self._new_token(org, kind, user, expiry, now).document(True))
 
     def _parse_expiry(self, body: bytes) -> datetime | None | Response:
         """The requested expiry, None when not given (the server's default applies), or an error."""
@@ -1209,6 +1213,17 @@ def _env_int(name: str, default: int, parser) -> int:
         parser.error(f"{name} must be an integer, not {value!r}")
 
 
+def _env_bool(name: str, default: bool, parser) -> bool:
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    parser.error(f"{name} must be true or false, not {value!r}")
+
+
 def _org_specs(emu: Emulator, flag: str, specs: list, parser) -> list:
     """(organization, value) of each ``ORG:VALUE`` of a flag; the organization must be given with --org."""
     pairs = []
@@ -1260,6 +1275,8 @@ def main(argv=None) -> int:
                    default=os.environ.get("TFE_EMULATOR_USER_TOKEN_TRAIL") or "401")
     p.add_argument("--ttl-refusal", choices=TTL_REFUSAL, default=os.environ.get("TFE_EMULATOR_TTL_REFUSAL") or "422")
     p.add_argument("--token-ttl-policy", action="append", default=[], metavar="ORG:SECONDS")
+    p.add_argument("--show-events", action=argparse.BooleanOptionalAction,
+                   default=_env_bool("TFE_EMULATOR_SHOW_EVENTS", True, p))
     p.add_argument("--disabled-trail", choices=DISABLED_TRAIL,
                    default=os.environ.get("TFE_EMULATOR_DISABLED_TRAIL") or "empty")
     for flag in ("--user-token", "--owner-user-token", "--team-token", "--owners-team-token"):
@@ -1272,7 +1289,7 @@ def main(argv=None) -> int:
                        a.host, a.port, log_stream=sys.stderr, order=a.order, ties=a.ties,
                        max_page_size=a.max_page_size, since=a.since, visibility_delay_ms=a.visibility_delay_ms,
                        user_token_trail=a.user_token_trail, disabled_trail=a.disabled_trail,
-                       ttl_refusal=a.ttl_refusal)
+                       ttl_refusal=a.ttl_refusal, show_events=a.show_events)
     except ValueError as exc:
         p.error(str(exc))
     for name in a.org:
