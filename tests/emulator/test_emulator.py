@@ -177,6 +177,7 @@ def test_default_expiry_of_a_token_created_on_feb_29(emu, monkeypatch):
 
 
 @pytest.mark.parametrize("body", [None, "", {}, {"data": {"type": "authentication-token"}},
+                                  {"data": {"type": "authentication-tokens", "attributes": {}}},   # go-tfe v2
                                   {"data": {"type": "authentication-token", "attributes": {}}},
                                   {"data": {"type": "authentication-token", "attributes": {"expired-at": None}}}])
 def test_optional_body_forms(emu, body):
@@ -921,7 +922,8 @@ def test_rate_limit_429_and_headers(emu):
     assert codes == [404] * 5 + [429]
     r = call(emu, "GET")
     assert r.status_code == 429
-    assert r.json() == {"errors": [{"status": 429, "title": "Too many requests"}]}
+    assert r.json() == {"errors": [{"status": 429, "title": "Too many requests",
+                                    "detail": "You have exceeded the API's rate limit."}]}
     assert r.headers["X-RateLimit-Limit"] == "5"
     reset = float(r.headers["X-RateLimit-Reset"])
     assert 0 < reset <= 1.0 and r.headers["Retry-After"] == "1"

@@ -399,7 +399,8 @@ class RateLimiter:
         if self.retry_after:  # undocumented but seen in the wild; a knob lets clients be tested without it
             headers["Retry-After"] = str(max(1, math.ceil(reset)))
         # The documented 429 sample has the status as a number, unlike the other errors.
-        return Response(429, {"errors": [{"status": 429, "title": "Too many requests"}]}, headers)
+        return Response(429, {"errors": [{"status": 429, "title": "Too many requests",
+                                          "detail": "You have exceeded the API's rate limit."}]}, headers)
 
 
 class Emulator:
