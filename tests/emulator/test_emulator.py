@@ -1,6 +1,7 @@
 """Fidelity tests of the HCP Terraform / TFE emulator against its contract, API.md (same directory)."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -1096,6 +1097,165 @@ def test_trail_faults_over_http_and_bad_values(emu):
             emu.add_fault(**bad)
 
 
+# ---- broken and hostile answers: mangle, echo_token, ignore_page_number --------------------------
+@pytest.fixture
+def paged(emu):
+    """A trail of 25 events (3 pages of 10) and its audit trail token."""
+    emu.seed_events("acme", count=24)
+    return emu.regenerate_audit_trail_token("acme")["token"]
+
+
+def page(emu, secret, number=1):
+    return events(emu, secret, **{"page[number]": number, "page[size]": 10})
+
+
+def test_mangle_deletes_pagination_from_page_two_only(emu, paged):
+    emu.add_fault(path="audit-trail", skip=1, mangle=[{"delete": "pagination"}])
+    first, second, third = (page(emu, paged, n) for n in (1, 2, 2))
+    assert first.json()["pagination"]["next_page"] == 2
+    assert second.status_code == 200 and set(second.json()) == {"data"} and len(second.json()["data"]) == 10
+    assert second.headers["Content-Type"] == "application/json"
+    assert third.json()["data"] == second.json()["data"] and "pagination" in third.json()   # count=1: once
+
+
+@pytest.mark.parametrize("path,value", [
+    ("pagination.next_page", "2"), ("pagination.next_page", 1), ("pagination.total_count", -1),
+    ("pagination.total_count", 10 ** 30), ("pagination", "not an object"), ("pagination", None),
+    ("data", {"0": "x"}), ("data", []), ("data.0.timestamp", OUT_OF_UTC), ("data.0.timestamp", "2099-01-01T00:00:00Z"),
+    ("data.0.auth.description", "{{ lookup('pipe', 'id') }}"), ("data.1", 42), ("data.-1", "last"),
+    ("data.0.planted_key", True),
+])
+def test_mangle_sets_a_path_to_a_value(emu, paged, path, value):
+    real = page(emu, paged).json()
+    emu.add_fault(path="audit-trail", mangle=[{"set": path, "value": value}])
+    got = page(emu, paged).json()
+    expected = json.loads(json.dumps(real))
+    node, parts = expected, path.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
+    assert got == expected                                 # exactly the real answer, with that one change
+    assert page(emu, paged).json() == real                 # the stored trail is untouched
+
+
+def test_mangle_whole_answer_and_several_operations_in_order(emu, paged):
+    emu.add_fault(path="audit-trail", mangle=[{"set": "", "value": ["not", "an", "object"]}])
+    assert page(emu, paged).json() == ["not", "an", "object"]
+    emu.add_fault(path="audit-trail", mangle=[{"set": "data", "value": []},
+                                              {"set": "pagination.total_count", "value": 0},
+                                              {"delete": "pagination.page_size"}])
+    got = page(emu, paged).json()
+    assert got["data"] == [] and got["pagination"]["total_count"] == 0 and "page_size" not in got["pagination"]
+    assert got["pagination"]["next_page"] == 2                                  # the rest as it was
+
+
+def test_mangle_nests_a_field_5000_levels_deep(emu, paged):
+    real = page(emu, paged).json()["data"][0]["auth"]["description"]
+    emu.add_fault(path="audit-trail", mangle=[{"nest": "data.0.auth.description", "depth": 5000}])
+    text = page(emu, paged).text
+    assert '"description": ' + "[" * 5000 + json.dumps(real) + "]" * 5000 + "," in text
+    with pytest.raises(RecursionError):
+        json.loads(text)                                 # what a naive reader meets
+    emu.add_fault(path="audit-trail", mangle=[{"nest": "data.0.resource", "depth": 3, "container": "object"},
+                                              {"nest": "data.0.resource", "depth": 2}])
+    resource = page(emu, paged).json()["data"][0]["resource"]
+    assert resource[0][0]["nested"]["nested"]["nested"]["type"] in ("workspace", "run", "variable", "team",
+                                                                     "authentication_token")
+
+
+def test_mangle_on_the_token_endpoint(emu):
+    emu.add_fault(method="POST", path="authentication-token", mangle=[{"delete": "data.attributes.token"}])
+    r = call(emu, "POST")
+    assert r.status_code == 201 and "token" not in r.json()["data"]["attributes"]
+    assert r.headers["Content-Type"] == JSONAPI and emu.audit_trail_token("acme")["token"]   # really created
+    emu.add_fault(method="POST", path="authentication-token", status=200, mangle=[{"set": "data.type", "value": "x"}])
+    r = call(emu, "POST")
+    assert r.status_code == 200 and r.json()["data"]["type"] == "x"                 # a status replaces the real one
+
+
+def test_mangle_that_does_not_fit_is_a_500_and_recorded(emu, paged):
+    emu.add_fault(path="audit-trail", mangle=[{"set": "data.99.timestamp", "value": "x"}])
+    r = page(emu, paged)
+    assert r.status_code == 500 and r.json()["errors"][0]["title"] == "emulator fault could not apply"
+    assert len(emu.fault_errors) == 1 and "no item '99' in a list of 10" in emu.fault_errors[0]
+    assert requests.get(emu.url + "/_emulator/fault-errors", timeout=5).json() == emu.fault_errors
+    emu.add_fault(path="ping", mangle=[{"delete": "x"}])
+    assert requests.get(emu.url + "/api/v2/ping", timeout=5).status_code == 500      # 204: no body to mangle
+    for bad in ([{"delete": "pagination.nope"}], [{"delete": ""}], [{"nest": "pagination.nope", "depth": 2}]):
+        emu.add_fault(path="audit-trail", mangle=bad)
+        assert page(emu, paged).status_code == 500
+    assert len(emu.fault_errors) == 5
+    emu.clear_faults()
+    assert emu.fault_errors == []
+
+
+@pytest.mark.parametrize("bad", [
+    {"mangle": {"delete": "x"}}, {"mangle": [{"remove": "x"}]}, {"mangle": [{"set": "x"}]},
+    {"mangle": [{"delete": "x", "set": "y", "value": 1}]}, {"mangle": [{"delete": "x", "value": 1}]},
+    {"mangle": [{"nest": "x"}]}, {"mangle": [{"nest": "x", "depth": 0}]},
+    {"mangle": [{"nest": "x", "depth": 2, "container": "tuple"}]}, {"mangle": [{"delete": 5}]},
+    {"mangle": [{"delete": "x"}], "body": "{}"}, {"echo_token": True, "body": "x"},
+    {"ignore_page_number": "sometimes"}, {"count": -1},
+])
+def test_bad_answer_faults_are_refused(emu, bad):
+    with pytest.raises(ValueError):
+        emu.add_fault(path="audit-trail", **bad)
+    assert requests.post(emu.url + "/_emulator/faults", json=dict(bad, path="x"), timeout=5).status_code == 400
+
+
+def test_echo_token_quotes_the_bearer_token_but_the_log_never_holds_it(emu, paged):
+    log = io.StringIO()
+    emu.log_stream = log
+    emu.add_fault(path="audit-trail", echo_token=True)
+    r = page(emu, paged)
+    assert r.status_code == 500
+    assert r.json() == {"errors": [{"status": "500", "title": "rejected header Authorization: Bearer " + paged}]}
+    emu.add_fault(method="POST", path="authentication-token", status=400, echo_token=True)
+    r = call(emu, "POST")
+    assert r.status_code == 400 and r.json()["errors"][0]["title"] == "rejected header Authorization: Bearer " + ADMIN
+    assert emu.audit_trail_token("acme")["token"] == paged                      # answered in place of the create
+    dumped = json.dumps(emu.requests) + log.getvalue()
+    assert paged not in dumped and ADMIN not in dumped and "Bearer" not in dumped
+    assert [x["status"] for x in emu.requests] == [500, 400]
+
+
+@pytest.mark.parametrize("mode", ["echo", "first"])
+def test_a_server_that_ignores_page_number_repeats_page_one_forever(emu, paged, mode):
+    first = page(emu, paged).json()
+    emu.add_fault(path="audit-trail", ignore_page_number=mode, count=None)    # every request until cleared
+    seen, number = [], 1
+    for dummy in range(8):                     # a reader following next_page never reaches the end
+        body = page(emu, paged, number).json()
+        assert body["data"] == first["data"]
+        seen.append(body["pagination"])
+        number = body["pagination"]["next_page"]
+    if mode == "echo":
+        assert [p["current_page"] for p in seen] == list(range(1, 9))
+        assert [p["next_page"] for p in seen] == list(range(2, 10))
+        assert [p["total_pages"] for p in seen] == [3, 3, 4, 5, 6, 7, 8, 9]
+        assert [p["prev_page"] for p in seen] == [None] + list(range(1, 8))
+    else:
+        assert seen == [first["pagination"]] * 8
+    assert [x["query"]["page[number]"] for x in emu.requests[-8:]] == [str(p["current_page"]) for p in seen] \
+        if mode == "echo" else ["1"] + ["2"] * 7                                  # the log shows what was asked
+    emu.clear_faults()
+    assert page(emu, paged, 3).json()["pagination"] == dict(first["pagination"], current_page=3, prev_page=2,
+                                                            next_page=None)
+
+
+def test_answer_faults_over_http(emu, paged):
+    c = emu.url + "/_emulator/faults"
+    assert requests.post(c, json={"path": "audit-trail", "skip": 1, "mangle": [{"delete": "pagination"}]},
+                         timeout=5).status_code == 204
+    assert "pagination" in page(emu, paged).json() and "pagination" not in page(emu, paged, 2).json()
+    assert requests.post(c, json={"path": "audit-trail", "count": None, "ignore_page_number": "first"},
+                         timeout=5).status_code == 204
+    assert [page(emu, paged, n).json()["pagination"]["current_page"] for n in (2, 3, 4)] == [1, 1, 1]
+    assert requests.delete(c, timeout=5).status_code == 204
+    assert requests.post(c, json={"path": "audit-trail", "echo_token": True}, timeout=5).status_code == 204
+    assert page(emu, paged).json()["errors"][0]["title"].endswith(paged)
+
+
 def test_server_exception_is_500(emu, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("bug")
@@ -1318,7 +1478,8 @@ def test_cli_token_kinds_and_readings():
     for args, env in ((("--user-token", "nope:x"), {}), ((), {"TFE_EMULATOR_USER_TOKEN_TRAIL": "403"}),
                       (("--org", "acme", "--team-token", "acme:"), {}), ((), {"TFE_EMULATOR_DISABLED_TRAIL": "x"}),
                       ((), {"TFE_EMULATOR_TTL_REFUSAL": "409"}), (("--org", "a", "--token-ttl-policy", "a:-1"), {}),
-                      (("--org", "a", "--token-ttl-policy", "a:week"), {}), ((), {"TFE_EMULATOR_SHOW_EVENTS": "maybe"})):
+                      (("--org", "a", "--token-ttl-policy", "a:week"), {}),
+                      ((), {"TFE_EMULATOR_SHOW_EVENTS": "maybe"})):
         proc, info = start_cli(*args, env=env)
         out, err = proc.communicate(timeout=10)
         assert info is None and proc.returncode == 2 and "error:" in err
@@ -1358,13 +1519,26 @@ def test_docs_point_to_the_contract_in_the_repository():
 def test_readme_names_every_option_keyword_and_flag():
     import inspect
     readme = read("README.md")
-    for func in (Emulator.__init__, Emulator.add_fault, Emulator.set_listing, Emulator.create_organization_token):
-        for name in list(inspect.signature(func).parameters)[1:]:
-            assert f"`{name}" in readme or f"{name}=" in readme, (func.__name__, name)
+    for func in (Emulator.__init__, Emulator.add_fault, Emulator.set_listing, Emulator.create_organization_token,
+                 Emulator.set_readings, Emulator.add_event, Emulator.seed_events, Emulator.add_user_token,
+                 Emulator.add_team_token, Emulator.set_token_ttl_policy, Emulator.set_audit_trail_enabled,
+                 Emulator.add_organization):
+        assert func.__name__ == "__init__" or f"`{func.__name__}(" in readme, func.__name__
+        for name, param in list(inspect.signature(func).parameters.items())[1:]:
+            if param.default is not inspect.Parameter.empty or func.__name__ == "__init__":
+                assert f"`{name}" in readme or f"{name}=" in readme, (func.__name__, name)
     flags = re.findall(r'add_argument\("(--[a-z-]+)"', read("tfe_emulator.py"))
     assert len(flags) >= 15
     for flag in flags:
         assert f"`{flag}" in readme, flag
     for route in ("/_emulator/listing", "/_emulator/organizations/{org}/organization-token", "TFE_EMULATOR_ORDER",
-                  "TFE_EMULATOR_TIES"):
-        assert route in readme
+                  "TFE_EMULATOR_TIES", "/_emulator/readings", "/_emulator/organizations/{org}/event",
+                  "/_emulator/organizations/{org}/user-tokens", "/_emulator/organizations/{org}/team-tokens",
+                  "/_emulator/organizations/{org}/token-ttl-policy", "/_emulator/organizations/{org}/audit-trail",
+                  "/_emulator/fault-errors", "--no-show-events"):
+        assert route in readme, route
+    for env in set(re.findall(r'"(TFE_EMULATOR_[A-Z_]+)"', read("tfe_emulator.py"))):
+        assert f"${env}" in readme or f"`{env}" in readme, env
+    for name in ("mangle_document", "check_mangle", "echo_page_number", "visibility_delay", "describe_lifetime",
+                 "fault_errors", "readings", "token_ttl_policy", "user_id"):
+        assert f"`{name}" in readme, name

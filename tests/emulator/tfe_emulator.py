@@ -258,6 +258,109 @@ def order_events(events: list, order: str, ties: str) -> list:
     return oldest[::-1] if newest else oldest
 
 
+# ---- broken and hostile answers: small operations on the JSON the emulator would have sent -------------
+MANGLE_OPS = ("delete", "set", "nest")
+PAGE_NUMBER_IGNORED = ("echo", "first")   # a server that ignores page[number] (fault ignore_page_number)
+
+
+class MangleError(ValueError):
+    """A mangle operation that does not fit the answer (a path that is not there)."""
+
+
+def _path_parts(path) -> list:
+    """A mangle path: ``"data.0.auth.description"`` or a list of keys and indexes; ``""`` is the whole answer."""
+    if isinstance(path, str):
+        return path.split(".") if path else []
+    if isinstance(path, list) and all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in path):
+        return list(path)
+    raise ValueError(f"a mangle path is a dotted string or a list of keys and indexes, not {path!r}")
+
+
+def check_mangle(ops) -> list:
+    """The mangle operations, validated: a list of ``{"delete": PATH}``, ``{"set": PATH, "value": V}`` or
+    ``{"nest": PATH, "depth": N, "container": "list"|"object"}``; ValueError on a bad one."""
+    if not isinstance(ops, list):
+        raise ValueError(f"mangle must be a list of operations, not {ops!r}")
+    for op in ops:
+        kinds = [k for k in MANGLE_OPS if isinstance(op, dict) and k in op]
+        if len(kinds) != 1:
+            raise ValueError(f"a mangle operation has exactly one of {', '.join(MANGLE_OPS)}: {op!r}")
+        allowed = {"delete": {"delete"}, "set": {"set", "value"}, "nest": {"nest", "depth", "container"}}[kinds[0]]
+        if set(op) - allowed or (kinds[0] == "set" and "value" not in op):
+            raise ValueError(f"mangle operation {op!r}: want the keys {', '.join(sorted(allowed))}")
+        _path_parts(op[kinds[0]])
+        if kinds[0] == "nest":
+            _check_int("nest depth", op.get("depth"), 1)
+            if op.get("container", "list") not in ("list", "object"):
+                raise ValueError(f"nest container must be list or object, not {op.get('container')!r}")
+    return [dict(op) for op in ops]
+
+
+def _step(node, part, must_exist: bool = True):
+    """The key or index ``part`` names in ``node``; MangleError if it is not there."""
+    if isinstance(node, list):
+        try:
+            index = int(part)
+            node[index]  # pylint: disable=pointless-statement
+            return index
+        except (ValueError, IndexError):
+            raise MangleError(f"no item {part!r} in a list of {len(node)}") from None
+    if isinstance(node, dict) and (str(part) in node or not must_exist):
+        return str(part)
+    raise MangleError(f"no key {part!r} in {type(node).__name__}")
+
+
+def mangle_document(body, ops: list) -> str:
+    """The JSON text of ``body`` (a dict/list, or JSON text) with the operations applied in order.
+
+    ``nest`` wraps a value in ``depth`` lists (or ``{"nested": ...}`` objects). The nesting is spliced into the
+    text afterwards, without recursion, so 5,000 levels are no problem for the emulator (only for the reader).
+    """
+    if body is None or body == "":
+        raise MangleError("the answer has no body to mangle")
+    doc = json.loads(body if isinstance(body, (str, bytes)) else json.dumps(body))   # a copy: stored events stay
+    nests = []
+    for n, op in enumerate(ops):
+        kind = next(k for k in MANGLE_OPS if k in op)
+        parts = _path_parts(op[kind])
+        value = op.get("value")
+        if kind == "nest":
+            value = f"\u0000tfe-emulator-nest-{n}\u0000"
+        if not parts:
+            if kind == "delete":
+                raise MangleError("the whole answer cannot be deleted")
+            nests += [(value, doc, op)] if kind == "nest" else []
+            doc = value
+            continue
+        parent = doc
+        for part in parts[:-1]:
+            parent = parent[_step(parent, part)]
+        key = _step(parent, parts[-1], must_exist=kind != "set")
+        if kind == "delete":
+            del parent[key]
+            continue
+        if kind == "nest":
+            nests.append((value, parent[key], op))
+        parent[key] = value
+    text = json.dumps(doc)
+    for marker, inner, op in reversed(nests):   # the last nest first: it may wrap an earlier one's marker
+        opening, closing = ("[", "]") if op.get("container", "list") == "list" else ('{"nested": ', "}")
+        text = text.replace(json.dumps(marker), opening * op["depth"] + json.dumps(inner) + closing * op["depth"], 1)
+    return text
+
+
+def echo_page_number(body, query):
+    """Page 1's answer dressed as the page asked for: a server that ignores ``page[number]`` and always has a
+    next page (``current_page`` echoed, ``next_page`` = current + 1, ``total_pages`` growing)."""
+    if not isinstance(body, dict) or not isinstance(body.get("pagination"), dict):
+        return body
+    number = max(1, _int(query.get("page[number]"), 1))
+    pagination = dict(body["pagination"], current_page=number, prev_page=number - 1 if number > 1 else None,
+                      next_page=number + 1)
+    pagination["total_pages"] = max(_int(pagination.get("total_pages"), 1), number + 1)
+    return dict(body, pagination=pagination)
+
+
 _DEFAULT_STATUS = object()  # add_fault: "status not given", which depends on the kind of fault
 
 
@@ -367,9 +470,18 @@ class Fault:
     insert_step_ms: int = 1    # ... spaced this far apart (0 = one timestamp for all) ...
     expire_events: int = 0     # ... and the oldest ones gone, as the 14-day retention does
     backdate_ms: int = 0       # > 0: the new events are this much older than now, listed late behind newer ones
+    mangle: list = field(default_factory=list)   # operations on the real answer's JSON (mangle_document)
+    echo_token: bool = False   # an error whose title quotes the request's own Authorization header
+    ignore_page_number: str | None = None        # "echo" / "first": page 1's answer for every page number
 
     def matches(self, method: str, path: str) -> bool:
-        return self.count > 0 and (self.method is None or self.method == method) and bool(self.pattern.search(path))
+        return ((self.count is None or self.count > 0) and (self.method is None or self.method == method)
+                and bool(self.pattern.search(path)))
+
+    @property
+    def rewrites_answer(self) -> bool:
+        """Whether the fault changes the real answer (rather than answering in its place)."""
+        return bool(self.mangle or self.ignore_page_number)
 
     @property
     def changes_trail(self) -> bool:
@@ -429,6 +541,7 @@ class Emulator:
         self.issued_secrets: list[str] = []  # every secret handed out, oldest first (leak searches)
         self._log: list[dict] = []
         self._faults: list[Fault] = []
+        self.fault_errors: list[str] = []    # mangle operations that did not fit an answer (answered 500)
         self._server = self._thread = self._tmpdir = None
         self.ca_path = None
 
@@ -446,7 +559,7 @@ class Emulator:
             ca.issue_cert(*self.tls_names).configure_cert(ctx)
             self._server.ssl_context = ctx
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="tfe-emulator",
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), name="tfe-emulator",
                                         daemon=True)  # short poll: fast stop()
         self._thread.start()
         return self
@@ -547,27 +660,41 @@ class Emulator:
 
     def add_fault(self, method=None, path="", status=_DEFAULT_STATUS, count=1, delay=0.0, drop=False,
                   headers=None, body=None, skip=0, insert_events=0, insert_step_ms=1, expire_events=0,
-                  backdate_ms=0) -> None:
-        """The next ``count`` requests matching method and path (a regex), after ``skip`` of them, misbehave.
+                  backdate_ms=0, mangle=None, echo_token=False, ignore_page_number=None) -> None:
+        """The next ``count`` requests (None: every one, until ``clear_faults``) matching method and path (a regex),
+        after ``skip`` of them, misbehave. See README.md, Faults.
 
-        ``status`` defaults to 503, or to None (answer normally) for a fault that only changes the trail
-        (``insert_events`` / ``expire_events``).
+        ``status`` defaults to 503; to 500 with ``echo_token``; to None (the real answer's status) for a fault that
+        only changes the trail (``insert_events`` / ``expire_events``) or the real answer (``mangle``,
+        ``ignore_page_number``).
         """
-        numbers = {"count": count, "skip": skip, "insert_events": insert_events,
-                   "insert_step_ms": insert_step_ms, "expire_events": expire_events, "backdate_ms": backdate_ms}
+        numbers = {"skip": skip, "insert_events": insert_events, "insert_step_ms": insert_step_ms,
+                   "expire_events": expire_events, "backdate_ms": backdate_ms}
+        if count is not None:
+            numbers["count"] = count
         for name, value in numbers.items():
             _check_int(name, value, 0)
+        mangle = check_mangle(mangle) if mangle is not None else []
+        if ignore_page_number not in (None,) + PAGE_NUMBER_IGNORED:
+            raise ValueError(f"ignore_page_number must be one of {', '.join(PAGE_NUMBER_IGNORED)}, "
+                             f"not {ignore_page_number!r}")
+        if body is not None and (mangle or echo_token or ignore_page_number):
+            raise ValueError("body answers in place of the real answer: it cannot go with mangle, echo_token "
+                             "or ignore_page_number")
         if status is _DEFAULT_STATUS:
-            status = None if insert_events or expire_events else 503
+            status = 500 if echo_token else None if (
+                insert_events or expire_events or mangle or ignore_page_number) else 503
         fault = Fault(method.upper() if method else None, re.compile(path), None if status is None else int(status),
                       count, float(delay), bool(drop), dict(headers or {}), body, skip, insert_events,
-                      insert_step_ms, expire_events, backdate_ms)
+                      insert_step_ms, expire_events, backdate_ms, mangle, bool(echo_token), ignore_page_number)
         with self._lock:
             self._faults.append(fault)
 
     def clear_faults(self) -> None:
+        """Drop every fault, and the record of faults that could not apply."""
         with self._lock:
             self._faults.clear()
+            self.fault_errors.clear()
 
     def _token_dict(self, org_name, kind):
         with self._lock:
@@ -674,6 +801,7 @@ class Emulator:
             self._log.clear()
             self.issued_secrets.clear()
             self._faults.clear()
+            self.fault_errors.clear()
             platform, rate, retry_after = self._initial
             self.set_platform(platform)
             self.set_rate_limit(rate, retry_after)
@@ -750,11 +878,47 @@ class Emulator:
             for f in matching:
                 if f.skip:
                     f.skip -= 1
-            if chosen:
+            if chosen and chosen.count is not None:
                 chosen.count -= 1
                 if chosen.count == 0:
                     self._faults.remove(chosen)
             return chosen
+
+    def answer(self, method, path, query, headers, body: bytes) -> Response | None:
+        """The answer to an API request, faults included; None: drop the connection without one."""
+        fault = self._take_fault(method, path)
+        if fault is None:
+            return self.dispatch(method, path, query, headers, body)
+        self._change_trail(fault, path, headers)
+        time.sleep(fault.delay)
+        if fault.drop:   # no response at all: the client sees a closed connection
+            return None
+        if fault.status is not None and not fault.rewrites_answer:
+            if fault.echo_token:   # the server quotes what it got: the client must not pass this on
+                title = "rejected header Authorization: " + (headers.get("Authorization") or "")
+                return Response(fault.status, error_doc(fault.status, title), fault.headers)
+            return Response(fault.status, fault.body if fault.body is not None else error_doc(fault.status),
+                            fault.headers)
+        asked = dict(query, **{"page[number]": "1"}) if fault.ignore_page_number else query
+        return self._rewrite(fault, self.dispatch(method, path, asked, headers, body), query)
+
+    def _rewrite(self, fault: Fault, resp: Response, query) -> Response:
+        """The real answer as the fault changes it: page number ignored, then the mangle operations."""
+        body = resp.body
+        try:
+            if fault.ignore_page_number == "echo":
+                body = echo_page_number(body, query)
+            if fault.mangle:
+                body = mangle_document(body, fault.mangle)
+        except MangleError as exc:
+            message = f"mangle {fault.mangle!r}: {exc}"
+            with self._lock:
+                self.fault_errors.append(message)
+            if self.log_stream:
+                print(f"emulator: fault could not apply: {message}", file=self.log_stream, flush=True)
+            return _error(500, "emulator fault could not apply", message)
+        status = resp.status if fault.status is None else fault.status
+        return Response(status, body, {**resp.headers, **fault.headers}, resp.content_type)
 
     def _change_trail(self, fault: Fault, path: str, headers) -> None:
         """A fault's change to the trail, made before the request is answered (expiry first, then new events)."""
@@ -1003,6 +1167,7 @@ class Emulator:
             ("DELETE", "/requests"): lambda: (self.clear_requests(), ok)[1],
             ("POST", "/faults"): lambda: (self.add_fault(**args), ok)[1],
             ("DELETE", "/faults"): lambda: (self.clear_faults(), ok)[1],
+            ("GET", "/fault-errors"): lambda: _json(200, list(self.fault_errors)),
             ("POST", "/organizations"): lambda: _json(201, self.add_organization(
                 args["name"], args.get("entitlement", True), args.get("audit_trail_enabled", True))),
             ("POST", "/rate-limit"): lambda: (self.set_rate_limit(
@@ -1166,19 +1331,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if path.startswith("/_emulator/"):
                 return self._send(emu.control(method, path, body))
-            fault = emu._take_fault(method, path)
-            if fault:
-                emu._change_trail(fault, path, self.headers)
-                time.sleep(fault.delay)
-                if fault.drop:  # no response at all: the client sees a closed connection
-                    self.close_connection = True
-                    return emu._record(method, path, query, self.headers, "dropped")
-                if fault.status is not None:
-                    body_out = fault.body if fault.body is not None else error_doc(fault.status)
-                    resp = Response(fault.status, body_out, fault.headers)
-                    emu._record(method, path, query, self.headers, resp.status)
-                    return self._send(resp)
-            resp = emu.dispatch(method, path, query, self.headers, body)
+            resp = emu.answer(method, path, query, self.headers, body)
+            if resp is None:
+                self.close_connection = True
+                return emu._record(method, path, query, self.headers, "dropped")
         except Exception as exc:  # never hang: any bug becomes a JSON:API 500
             print(f"emulator: internal error on {method} {path}: {exc!r}", file=sys.stderr, flush=True)
             resp = _error(500, "internal server error")
@@ -1250,7 +1406,7 @@ def _add_members(emu: Emulator, a, parser) -> None:
                 parser.error(f"{flag}: {exc}")
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
@@ -1264,25 +1420,29 @@ def main(argv=None) -> int:
     p.add_argument("--rate-limit", type=int, default=30)
     p.add_argument("--ready-file")
     p.add_argument("--seed-events", action="append", default=[], metavar="ORG:COUNT")
-    # Listing readings; a test wrapper may choose order and ties through the environment instead.
+    # Readings; a test wrapper may choose them through the environment instead (a flag beats it).
     p.add_argument("--order", choices=ORDERS, default=os.environ.get("TFE_EMULATOR_ORDER") or "newest")
     p.add_argument("--ties", choices=TIES, default=os.environ.get("TFE_EMULATOR_TIES") or "insertion")
     p.add_argument("--max-page-size", type=int, default=MAX_PAGE_SIZE)
     p.add_argument("--since", choices=SINCE_MODES, default="exclusive")
     p.add_argument("--visibility-delay-ms", type=int,
                    default=_env_int("TFE_EMULATOR_VISIBILITY_DELAY_MS", 0, p))
-    # Token readings, and user and team tokens of one organization each.
     p.add_argument("--user-token-trail", choices=USER_TOKEN_TRAIL,
                    default=os.environ.get("TFE_EMULATOR_USER_TOKEN_TRAIL") or "401")
-    p.add_argument("--ttl-refusal", choices=TTL_REFUSAL, default=os.environ.get("TFE_EMULATOR_TTL_REFUSAL") or "422")
-    p.add_argument("--token-ttl-policy", action="append", default=[], metavar="ORG:SECONDS")
-    p.add_argument("--show-events", action=argparse.BooleanOptionalAction,
-                   default=_env_bool("TFE_EMULATOR_SHOW_EVENTS", True, p))
     p.add_argument("--disabled-trail", choices=DISABLED_TRAIL,
                    default=os.environ.get("TFE_EMULATOR_DISABLED_TRAIL") or "empty")
+    p.add_argument("--ttl-refusal", choices=TTL_REFUSAL, default=os.environ.get("TFE_EMULATOR_TTL_REFUSAL") or "422")
+    p.add_argument("--show-events", action=argparse.BooleanOptionalAction,
+                   default=_env_bool("TFE_EMULATOR_SHOW_EVENTS", True, p))
+    # Per organization: lifetime policies, and user and team tokens.
+    p.add_argument("--token-ttl-policy", action="append", default=[], metavar="ORG:SECONDS")
     for flag in ("--user-token", "--owner-user-token", "--team-token", "--owners-team-token"):
         p.add_argument(flag, action="append", default=[], metavar="ORG:TOKEN")
-    a = p.parse_args(argv)
+    return p
+
+
+def _emulator_from(a, p) -> tuple[Emulator, list]:
+    """The emulator the command line describes, and the events to seed once it runs: [(org, count)]."""
     env_tokens = [t.strip() for t in os.environ.get("TFE_EMULATOR_API_TOKENS", "").split(",") if t.strip()]
     tokens = a.api_tokens + env_tokens or ["admin-token"]
     try:  # argparse does not check defaults against choices: a bad environment value lands here
@@ -1293,12 +1453,10 @@ def main(argv=None) -> int:
                        ttl_refusal=a.ttl_refusal, show_events=a.show_events)
     except ValueError as exc:
         p.error(str(exc))
-    for name in a.org:
-        emu.add_organization(name, True)
-    for name in a.org_without_entitlement:
-        emu.add_organization(name, False)
-    for name in a.org_without_audit_trail:
-        emu.add_organization(name, True, audit_trail_enabled=False)
+    for names, entitlement, trail in ((a.org, True, True), (a.org_without_entitlement, False, True),
+                                      (a.org_without_audit_trail, True, False)):
+        for name in names:
+            emu.add_organization(name, entitlement, audit_trail_enabled=trail)
     seeds = []
     for spec in a.seed_events:
         org, dummy, count = spec.rpartition(":")
@@ -1311,6 +1469,14 @@ def main(argv=None) -> int:
             emu.set_token_ttl_policy(org, float(seconds))
         except ValueError as exc:
             p.error(f"--token-ttl-policy {org}:{seconds}: {exc}")
+    return emu, seeds
+
+
+def main(argv=None) -> int:
+    p = _parser()
+    args = p.parse_args(argv)
+    emu, seeds = _emulator_from(args, p)
+    ready_file = args.ready_file
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -1318,11 +1484,11 @@ def main(argv=None) -> int:
         for org, count in seeds:
             emu.seed_events(org, count)
         ready = json.dumps({"url": emu.url, "ca_path": emu.ca_path, "pid": os.getpid()})
-        if a.ready_file:  # atomic: write a sibling temp file, then rename over
-            tmp = f"{a.ready_file}.{os.getpid()}.tmp"
+        if ready_file:  # atomic: write a sibling temp file, then rename over
+            tmp = f"{ready_file}.{os.getpid()}.tmp"
             with open(tmp, "w") as fh:
                 fh.write(ready + "\n")
-            os.replace(tmp, a.ready_file)
+            os.replace(tmp, ready_file)
         print(ready, flush=True)
         while not stop.wait(0.5):
             pass
