@@ -1,16 +1,19 @@
 """Local emulator of the HCP Terraform / Terraform Enterprise API that the audit trail token collection uses.
 
 What it imitates, each behaviour with its public source or marked unverified, is the contract in
-``tests/emulator/API.md``. Where the API docs are silent (order of the audit trail, order among
-same-millisecond events, the largest page size, whether ``since`` is inclusive) the emulator plays every
-reading (``order``, ``ties``, ``max_page_size``, ``since``), so tests can prove a client right under each.
+``tests/emulator/API.md``. Where the API docs are silent the emulator plays every reading, so tests can prove a
+client right under each: of the listing (``order``, ``ties``, ``max_page_size``, ``since``,
+``visibility_delay_ms``) and of the token rules (``user_token_trail``, ``disabled_trail``, ``ttl_refusal``,
+``show_events``).
 
 Emulated: ping, service discovery, the organization authentication-token endpoints (audit trail
 token with ``?token=audit-trails``, the regular organization token without it), and the audit
-trail events endpoint. Plus test controls: a request log (never secrets), fault injection (including
-faults that change the trail between two page requests), rate limiting, platform switch
-(``hcp``/``tfe``), listing readings, all steerable in-process (``Emulator``) or over HTTP under
-``/_emulator/``. Stdlib only; ``trustme`` is imported only when TLS is asked for.
+trail events endpoint; admin, member, owner and team tokens, organization lifetime policies and a switched-off
+audit trail. Plus test controls: a request log (never secrets), fault injection (including faults that change
+the trail between two page requests, and faults that break the real answer: ``mangle``, ``echo_token``,
+``ignore_page_number``), planted events, rate limiting, platform switch (``hcp``/``tfe``), all steerable
+in-process (``Emulator``) or over HTTP under ``/_emulator/``. Stdlib only; ``trustme`` is imported only when TLS
+is asked for.
 """
 from __future__ import annotations
 
@@ -429,11 +432,11 @@ class Organization:
     tokens: dict = field(default_factory=dict)     # AUDIT / ORG -> Token
     audit_trail_enabled: bool = True               # False: events go to HCP audit log streaming instead
     max_ttl: timedelta | None = None               # lifetime policy for audit trail tokens; None = no policy
+    events: list = field(default_factory=list)     # (timestamp, id, _Event), in insertion order
 
-    def beyond_policy(self, kind: str, tok: "Token") -> bool:
+    def beyond_policy(self, kind: str, tok: Token) -> bool:
         """Whether a token lives longer than the organization's policy allows: such tokens stop working."""
         return kind == AUDIT and self.max_ttl is not None and tok.expired_at - tok.created_at > self.max_ttl
-    events: list = field(default_factory=list)     # (timestamp, id, _Event), in insertion order
 
 
 @dataclass
@@ -603,7 +606,10 @@ class Emulator:
         if max_ttl is not None and not isinstance(max_ttl, timedelta):
             if isinstance(max_ttl, bool) or not isinstance(max_ttl, (int, float)):
                 raise ValueError(f"max_ttl must be a timedelta, seconds or None, not {max_ttl!r}")
-            max_ttl = timedelta(seconds=max_ttl)
+            try:
+                max_ttl = timedelta(seconds=max_ttl)
+            except (OverflowError, ValueError):
+                raise ValueError(f"max_ttl must be a number of seconds a timedelta can hold, not {max_ttl!r}") from None
         if max_ttl is not None and max_ttl <= timedelta(0):
             raise ValueError(f"max_ttl must be positive, not {max_ttl!r}")
         with self._lock:
@@ -678,9 +684,11 @@ class Emulator:
         if ignore_page_number not in (None,) + PAGE_NUMBER_IGNORED:
             raise ValueError(f"ignore_page_number must be one of {', '.join(PAGE_NUMBER_IGNORED)}, "
                              f"not {ignore_page_number!r}")
-        if body is not None and (mangle or echo_token or ignore_page_number):
-            raise ValueError("body answers in place of the real answer: it cannot go with mangle, echo_token "
+        if (body is not None or echo_token) and (mangle or ignore_page_number):
+            raise ValueError("body and echo_token answer in place of the real answer: neither goes with mangle "
                              "or ignore_page_number")
+        if body is not None and echo_token:
+            raise ValueError("echo_token makes its own body: it cannot go with body")
         if status is _DEFAULT_STATUS:
             status = 500 if echo_token else None if (
                 insert_events or expire_events or mangle or ignore_page_number) else 503
@@ -759,9 +767,9 @@ class Emulator:
     def _synthetic_event(self, org: Organization, i: int, ts: datetime, visible_at: datetime | None = None) -> None:
         """Some activity by the first admin user; ``i`` varies the resource type and action."""
         rtype, prefix = (("workspace", "ws-"), ("run", "run-"), ("variable", "var-"), ("team", "team-"))[i % 4]
-        ev = self._new_event(org, self._first_user(), rtype, prefix + _rand(16), ("create", "update", "destroy")[i % 3],
-                             ts)
-        self._store_event(org, ev, ts, visible_at)
+        action = ("create", "update", "destroy")[i % 3]
+        self._store_event(org, self._new_event(org, self._first_user(), rtype, prefix + _rand(16), action, ts),
+                          ts, visible_at)
 
     def set_rate_limit(self, per_second: int, retry_after: bool = True) -> None:
         self._limiter = RateLimiter(int(per_second), bool(retry_after))
