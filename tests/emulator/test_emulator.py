@@ -1159,8 +1159,8 @@ def test_mangle_nests_a_field_5000_levels_deep(emu, paged):
     emu.add_fault(path="audit-trail", mangle=[{"nest": "data.0.resource", "depth": 3, "container": "object"},
                                               {"nest": "data.0.resource", "depth": 2}])
     resource = page(emu, paged).json()["data"][0]["resource"]
-    assert resource[0][0]["nested"]["nested"]["nested"]["type"] in ("workspace", "run", "variable", "team",
-                                                                     "authentication_token")
+    kinds = ("workspace", "run", "variable", "team", "authentication_token")
+    assert resource[0][0]["nested"]["nested"]["nested"]["type"] in kinds
 
 
 def test_mangle_on_the_token_endpoint(emu):
