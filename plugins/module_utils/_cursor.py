@@ -23,9 +23,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import errno
 import json
 import os
+import zlib
 from datetime import timedelta
 
 from ansible_collections.tfe.audit.plugins.module_utils import _time
@@ -41,6 +43,7 @@ RETENTION = timedelta(days=14)
 FUTURE_ALLOWANCE = timedelta(minutes=5)
 _EXAMPLE_TIME = "for example 2030-12-31T23:59:59.000Z"
 _LIMIT = 64 << 20  # a cursor file larger than this is not one
+_TOKEN_FIELDS = ("horizon", "newest", "read_at", "seen", "unreadable")
 
 
 def canonical_time(value, what="timestamp"):
@@ -195,6 +198,30 @@ class Cursor:
 
     def __eq__(self, other):
         return isinstance(other, Cursor) and self.to_dict() == other.to_dict()
+
+    def to_token(self):
+        """The position as one opaque text (URL-safe base64 of compressed JSON): the events module's
+        ``next_position``, which a later run takes back as ``position``."""
+        data = dict((key, value) for key, value in self.to_dict().items() if key in _TOKEN_FIELDS)
+        packed = zlib.compress(json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8"), 9)
+        return base64.urlsafe_b64encode(packed).decode("ascii").rstrip("=")
+
+    @classmethod
+    def from_token(cls, text, option="position"):
+        """The position in a text :meth:`to_token` made; :class:`FeedError` naming ``option`` for anything else."""
+        problem = "%s is not a position this module returned (next_position); for example %s: " \
+                  "\"{{ previous_run.next_position }}\"" % (option, option)
+        try:
+            packed = base64.urlsafe_b64decode(str(text).strip() + "=" * (-len(str(text).strip()) % 4))
+            inflater = zlib.decompressobj()
+            raw = inflater.decompress(packed, _LIMIT)
+            if inflater.unconsumed_tail:
+                raise ValueError("too large")
+            data = json.loads(raw.decode("utf-8"))
+            data.update(format=CURSOR_FORMAT, version=CURSOR_VERSION)
+            return cls._from_v3(data, option)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError, zlib.error, FeedError):
+            raise FeedError(problem)
 
 
 def _dest_fields(data):

@@ -23,13 +23,13 @@ from ansible_collections.tfe.audit.plugins.module_utils._cursor import (
 )
 from ansible_collections.tfe.audit.plugins.module_utils._dest import Dest, reconcile
 from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError
-from ansible_collections.tfe.audit.plugins.module_utils._feed import follow, gap, walk
+from ansible_collections.tfe.audit.plugins.module_utils._feed import follow, gap, silent_trail, walk
 from ansible_collections.tfe.audit.plugins.module_utils._spool import Spool, split_key
 from ansible_collections.tfe.audit.plugins.module_utils._time import format_time, utcnow
 
 
-def _report_gap(result, position, seen, warn, now, has_cursor):
-    span = gap(position, seen.oldest, now)
+def _report_gap(result, position, seen, warn, now, has_cursor, lookback=None):
+    span = gap(position, seen.oldest, now, lookback)
     result["gap"] = span is not None
     if span:
         start, end = span
@@ -58,34 +58,49 @@ class _Ahead:
                      self.count, self.first[1], self.first[0]))
 
 
-def read_events(fetch, since, page_size, max_events, warn, now=None):
-    """Without dest: the oldest events after ``since`` (all, or ``max_events``), oldest first.
+def read_events(fetch, options, warn, now=None):
+    """Without dest: the oldest events after the position (``position``, else ``since``), all or ``max_events``,
+    oldest first; ``next_position`` goes on from there, late events included.
 
     A group of events sharing one timestamp is never split at ``max_events`` (the result then ends before it, unless
-    it is the only group), so ``next_since`` continues without a gap or a repeat.
+    it is the only group), so ``next_since`` continues without a gap or a repeat for events listed in time.
     """
     now = now or utcnow()
-    position = Cursor.after(since)
+    max_events, lookback = options.get("max_events"), options.get("lookback")
+    position = Cursor.from_token(options["position"]) if options.get("position") else Cursor.after(options["since"])
     ahead = _Ahead()
     with Spool() as spool:
-        seen = walk(fetch, position, page_size, spool, now)
+        seen = walk(fetch, position, options["page_size"], spool, now, lookback)
+        _warn_if_silent(position, seen, now, lookback, warn)
+        delivered = position.copy()
         lines, times = [], []
-        for moment, event_id, line, is_ahead in follow(spool, position.copy(), now):
+        for moment, event_id, line, is_ahead in follow(spool, delivered, now):
             if max_events is not None and len(lines) >= max_events and moment != times[-1]:
                 break
             ahead.note(moment, event_id, is_ahead)
             lines.append(line)
             times.append(moment)
-    if max_events is not None and len(lines) > max_events:
-        kept = times.index(times[max_events])  # the group that max_events would split starts here
-        if kept:
-            del lines[kept:], times[kept:]
+        if max_events is not None:
+            if len(lines) > max_events:
+                kept = times.index(times[max_events])  # the group that max_events would split starts here
+                if kept:
+                    del lines[kept:], times[kept:]
+            delivered = position.copy()  # what was kept, not what the merge went past
+            for dummy in follow(spool, delivered, now, len(lines)):
+                pass
     ahead.warn(warn)
+    delivered.finish_walk(format_time(seen.started), lookback)
     newest = max((moment for moment in times if moment is not None), default=None)
     result = dict(events=[json.loads(line.decode("utf-8")) for line in lines], count=len(lines), pages=seen.pages,
-                  next_since=newest or position.newest, listing_order=seen.order)
-    _report_gap(result, position, seen, warn, now, has_cursor=False)
+                  next_since=newest or position.newest, next_position=delivered.to_token(), listing_order=seen.order)
+    _report_gap(result, position, seen, warn, now, bool(options.get("position")), lookback)
     return result
+
+
+def _warn_if_silent(position, seen, now, lookback, warn):
+    message = silent_trail(position, seen, now, lookback)
+    if message:
+        warn(message)
 
 
 def _lines(events, ahead):
@@ -133,10 +148,12 @@ class _ExportRun:
             has_position = not self.cursor.empty
             self.cursor.start_after(self.options.get("since"))
             self.result["next_since"] = self.cursor.newest
+            lookback = self.options.get("lookback")
             with Spool(os.path.dirname(os.path.abspath(self.dest))) as spool:
-                seen = walk(fetch, self.cursor, self.options["page_size"], spool, self.now)
+                seen = walk(fetch, self.cursor, self.options["page_size"], spool, self.now, lookback)
                 self.result.update(pages=seen.pages, listing_order=seen.order)
-                _report_gap(self.result, self.cursor, seen, self.warn, self.now, has_cursor=has_position)
+                _report_gap(self.result, self.cursor, seen, self.warn, self.now, has_position, lookback)
+                _warn_if_silent(self.cursor, seen, self.now, lookback, self.warn)
                 if self.check_mode:
                     self._count(spool, self.cursor.copy())
                 else:

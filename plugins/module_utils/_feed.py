@@ -274,6 +274,30 @@ def gap(position, oldest, now, lookback=None):
     return start, oldest or _time.format_time(now - RETENTION)
 
 
+def silent_trail(position, seen, now, lookback=None):
+    """Why a walk that listed no event at all is suspicious, in words; ``None`` when nothing was expected.
+
+    HCP Terraform's docs say user and team tokens cannot read the audit trail, not how they are refused: an empty
+    answer is one reading, as is an organization whose audit trail is turned off. A walk asks again for the events
+    at its start, so a position that delivered events there (still kept) expects to see them listed again.
+    """
+    if seen.listed:
+        return None
+    start = position.start(lookback)
+    if start is None:
+        what = "no audit event at all for the 14 days it keeps"
+    else:
+        kept = _time.format_time(now - RETENTION)
+        expected = sum(1 for moment, dummy in position.seen if moment >= start and moment > kept)
+        if not expected:
+            return None
+        what = "no audit event at all, not even the %d already delivered at or after %s" % (expected, start)
+    return ("HCP Terraform listed %s. The token may be a user or team token, which HCP Terraform may answer with an "
+            "empty list instead of refusing it: use the organization's audit trail token or an organization token. "
+            "Or the organization's audit trail is turned off (its events go to HCP audit log streaming)%s."
+            % (what, " or it had no activity" if start is None else ""))
+
+
 def follow(spool, position, now, limit=None):
     """The spool's events in key order, each once, as ``(time or None, id or digest, line, ahead)``, recording each
     in ``position`` as it is taken; at most ``limit``. ``ahead``: dated later than the controller's clock allows."""

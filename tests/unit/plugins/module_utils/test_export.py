@@ -33,6 +33,11 @@ A = format_time(T0)
 # -- read_events (no dest) -------------------------------------------------------------------------
 
 
+def read(trail, since, page_size=1000, max_events=None, warn=None, now=NOW, **options):
+    options.update(since=since, page_size=page_size, max_events=max_events)
+    return read_events(trail, options, warn or [].append, now=now)
+
+
 def ids_of(result):
     return [e["id"] for e in result["events"]]
 
@@ -45,7 +50,7 @@ def test_max_events_returns_the_oldest_and_next_since_continues_without_a_gap(or
     pages = []
     since = None
     while True:
-        result = read_events(trail, since, 7, 6, warnings.append, now=NOW)
+        result = read(trail, since, 7, 6, warnings.append, now=NOW)
         if not result["count"]:
             break
         pages.append(ids_of(result))
@@ -57,14 +62,14 @@ def test_max_events_returns_the_oldest_and_next_since_continues_without_a_gap(or
 
 def test_max_events_keeps_a_group_larger_than_the_limit_whole():
     trail = FakeTrail([ev(i, T0) for i in range(8)] + [ev(9)])
-    result = read_events(trail, None, 1000, 3, [].append, now=NOW)
+    result = read(trail, None, 1000, 3, [].append, now=NOW)
     assert result["count"] == 8 and result["next_since"] == A
 
 
 def test_since_is_strictly_after_whatever_the_server_does():
     for inclusive in (False, True):
         trail = FakeTrail([ev(i) for i in range(5)], inclusive=inclusive)
-        result = read_events(trail, format_time(T0 + timedelta(seconds=2)), 1000, None, [].append, now=NOW)
+        result = read(trail, format_time(T0 + timedelta(seconds=2)), 1000, None, [].append, now=NOW)
         assert ids_of(result) == ["ev-00003", "ev-00004"]
 
 
@@ -75,14 +80,14 @@ def test_a_position_older_than_the_retention_is_a_loud_gap():
     trail = FakeTrail([ev(i) for i in range(3)])
     warnings = []
     old = format_time(T0 - timedelta(days=15))
-    result = read_events(trail, old, 1000, None, warnings.append, now=T0 + timedelta(hours=1))
+    result = read(trail, old, 1000, None, warnings.append, now=T0 + timedelta(hours=1))
     assert result["gap"] is True and result["gap_start"] == old and result["gap_end"] == A
     assert len(warnings) == 1 and "since is %s" % old in warnings[0] and "14 days" in warnings[0]
     assert "events between %s and %s may be lost" % (old, A) in warnings[0]
 
-    fresh = read_events(trail, None, 1000, None, warnings.append, now=T0 + timedelta(days=30))
+    fresh = read(trail, None, 1000, None, warnings.append, now=T0 + timedelta(days=30))
     assert fresh["gap"] is False and "gap_start" not in fresh and len(warnings) == 1  # a first run is no gap
-    recent = read_events(trail, format_time(T0 - timedelta(days=13)), 1000, None, warnings.append, now=T0)
+    recent = read(trail, format_time(T0 - timedelta(days=13)), 1000, None, warnings.append, now=T0)
     assert recent["gap"] is False and len(warnings) == 1
 
 
@@ -252,7 +257,7 @@ def test_one_event_dated_in_2099_is_exported_once_warned_once_and_wedges_nothing
 
 def test_the_earliest_since_does_not_overflow(tmp_path):
     trail = FakeTrail([ev(i) for i in range(3)])
-    result = read_events(trail, "0001-01-01T00:00:00Z", 1000, None, [].append, now=NOW)
+    result = read(trail, "0001-01-01T00:00:00Z", 1000, None, [].append, now=NOW)
     assert result["count"] == 3 and trail.calls[0][0] == "0001-01-01T00:00:00.000Z"
 
 
@@ -281,3 +286,63 @@ def test_a_kill_while_appending_then_a_rotation_does_not_duplicate_the_backlog(t
     assert not set(rotated) & set(fresh), "events in both files"
     assert rotated + fresh == in_time_order(trail.events)
     assert result["recovered"] == len(rotated) - 5 and result["count"] == len(fresh)
+
+
+# -- late events, the chain of positions, and a trail that says nothing ------------------------------------
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_a_chain_of_next_position_loses_nothing_listed_late_or_at_the_same_millisecond(order):
+    """Runs every 10 s, events visible up to 50 s late, new events at the newest millisecond: each once."""
+    events = [ev(i, T0 + timedelta(seconds=i // 3)) for i in range(300)]  # three per second
+    delay = dict((e["id"], timedelta(seconds=(i * 37) % 50)) for i, e in enumerate(events))
+    clock = [T0]
+    trail = FakeTrail(events, order=order, visible=lambda e: parse_time(e["timestamp"]) + delay[e["id"]] <= clock[0])
+    got, position = [], None
+    while clock[0] < T0 + timedelta(seconds=200):
+        result = read(trail, None, 7, 5, now=clock[0], position=position, lookback=timedelta(minutes=1))
+        got += [e["id"] for e in result["events"]]
+        position = result["next_position"]
+        clock[0] += timedelta(seconds=2)
+    assert sorted(got) == sorted(e["id"] for e in events) and len(got) == len(set(got))
+
+
+def test_a_position_that_is_not_one_is_refused_without_echoing_it():
+    for text in ("not-a-position", "{{ lookup('pipe', 'id') }}", "eJwLycgsVgCiRIXi1KLMvMy8dAVFhcSSEoWCzLTMvJJEAF4WB5E"):
+        with pytest.raises(FeedError, match="position is not a position this module returned") as caught:
+            read(FakeTrail([ev(1)]), None, position=text)
+        assert text not in str(caught.value)
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_an_export_with_a_lookback_writes_late_events_once(tmp_path, order):
+    events = [ev(i, T0 + timedelta(seconds=i)) for i in range(120)]
+    delay = dict((e["id"], timedelta(seconds=(i * 13) % 40)) for i, e in enumerate(events))
+    clock = [T0]
+    trail = FakeTrail(events, order=order, visible=lambda e: parse_time(e["timestamp"]) + delay[e["id"]] <= clock[0])
+    opts = options(tmp_path, lookback=timedelta(minutes=1))
+    while clock[0] < T0 + timedelta(seconds=200):
+        run_export(trail, opts, now=clock[0])
+        clock[0] += timedelta(seconds=5)
+    written = lines_of(opts["dest"])
+    assert sorted(written) == sorted(e["id"] for e in events) and len(written) == len(set(written))
+    assert written != in_time_order(events)  # late ones came after newer ones: the reading was played
+
+
+def test_a_trail_that_lists_nothing_where_events_were_delivered_warns(tmp_path):
+    """A user or team token may be answered with an empty list; so may a trail that was turned off."""
+    trail = FakeTrail([ev(i) for i in range(5)])
+    opts = options(tmp_path)
+    warnings = []
+    run_export(trail, opts, warnings=warnings)
+    assert warnings == []
+    trail.events = []  # the same organization, read with a token that sees nothing
+    run_export(trail, opts, warnings=warnings)
+    assert len(warnings) == 1 and "not even the 1 already delivered" in warnings[0]
+    assert "user or team token" in warnings[0] and "audit trail is turned off" in warnings[0]
+    first_run = []
+    read(FakeTrail([]), None, warn=first_run.append)
+    assert len(first_run) == 1 and "no audit event at all for the 14 days" in first_run[0]
+    since_given = []
+    read(FakeTrail([]), format_time(T0), warn=since_given.append)
+    assert since_given == []  # nothing after a given time is no sign of anything
