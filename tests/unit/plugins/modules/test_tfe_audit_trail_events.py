@@ -466,3 +466,47 @@ def test_bad_positions_and_lookbacks_fail_before_any_request(emulator, secret, t
     result = run_failed(emulator, secret, **args)
     assert re.search(match, result["msg"]) and emulator.requests == []
     assert "lookup" not in result["msg"]
+
+
+# -- tokens that cannot read the audit trail, and a trail turned off -------------------------------------
+
+
+def token_of_kind(emulator, kind):
+    if kind == "user":
+        return emulator.add_user_token(ORG)
+    return emulator.add_team_token(ORG, owners=kind == "owners team")
+
+
+@pytest.mark.parametrize("kind", ["user", "team", "owners team"])
+@pytest.mark.parametrize("reading", ["401", "404", "empty"])
+def test_a_token_that_cannot_read_the_trail_never_looks_like_an_empty_trail(emulator, secret, files, warnings,
+                                                                           kind, reading):
+    """The docs say user and team tokens cannot read the audit trail, not with which answer: all three are played."""
+    emulator.set_readings(user_token_trail=reading)
+    emulator.seed_events(ORG, 5)
+    assert run(emulator, secret, **files)["count"] == 6  # the export ran with the audit trail token before
+    result, failed = run_module(module.main, args_for(emulator, token_of_kind(emulator, kind), **files))
+    if reading == "empty":
+        assert not failed and result["count"] == 0 and len(warnings) == 1
+        assert "user or team token" in warnings[0] and "audit trail token or an organization token" in warnings[0]
+    else:
+        assert failed and "user or team token" in result["msg"].replace("user and team tokens", "user or team token")
+        assert "organization token" in result["msg"]
+
+
+@pytest.mark.parametrize("reading", ["empty", "404"])
+def test_a_trail_turned_off_is_named(emulator, secret, files, warnings, reading):
+    emulator.set_readings(disabled_trail=reading)
+    emulator.seed_events(ORG, 5)
+    run(emulator, secret, **files)
+    emulator.set_audit_trail_enabled(ORG, False)
+    result, failed = run_module(module.main, args_for(emulator, secret, **files))
+    text = result["msg"] if failed else " ".join(warnings)
+    assert failed == (reading == "404") and "audit trail turned off" in text.replace("trail is turned off",
+                                                                                      "trail turned off")
+
+
+def test_a_token_over_a_lowered_lifetime_policy_is_named(emulator, secret, files):
+    emulator.set_token_ttl_policy(ORG, timedelta(days=30))  # the secret's default lifetime is two years
+    result, failed = run_module(module.main, args_for(emulator, secret, **files))
+    assert failed and result["error"]["status"] == 401 and "token lifetime policy" in result["msg"]
