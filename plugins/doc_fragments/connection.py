@@ -8,7 +8,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # The connection options shared by every tfe.audit module (argument spec: module_utils/_module.py).
+    # The connection options shared by every tfe.audit module (argument spec: module_utils/_connection.py).
     DOCUMENTATION = r"""
 options:
   hostname:

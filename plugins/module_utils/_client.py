@@ -35,6 +35,8 @@ except ImportError as exc:  # pragma: no cover - exercised by the module's missi
     HTTPAdapter = AuthBase = Retry = object
     MaxRetryError = NewConnectionError = Urllib3Timeout = Exception
 
+from ansible_collections.tfe.audit.plugins.module_utils._errors import TfeError
+
 HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
 REQUESTS_VERSION = requests.__version__ if HAS_REQUESTS else None
 # requests 2.25-2.27 take CURL_CA_BUNDLE="" (with REQUESTS_CA_BUNDLE unset) as "do not verify", whatever
@@ -61,32 +63,6 @@ def requests_version_ok(version):
     """Whether ``version`` (``requests.__version__``) is at least ``MIN_REQUESTS``; ``False`` when unreadable."""
     match = re.match(r"(\d+)\.(\d+)", version or "")
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= MIN_REQUESTS
-
-
-class TfeError(Exception):
-    """Any failure talking to the API: HTTP status, network, TLS or platform.
-
-    Carries what a person needs (status, the server's JSON:API error titles and
-    details, the request method and path) and never the token: requests are
-    authenticated by :class:`BearerAuth`, so the URL and path hold no secret.
-    """
-
-    def __init__(self, message, status=None, method=None, path=None, errors=None, kind="http"):
-        super(TfeError, self).__init__(message)
-        self.message = message
-        self.status = status
-        self.method = method
-        self.path = path
-        self.errors = errors or []
-        self.kind = kind
-
-    @property
-    def details(self):
-        """The server's error texts joined for a message, e.g. ``invalid attribute: Expired at must be in the future``."""
-        return "; ".join(self.errors)
-
-    def __str__(self):
-        return self.message
 
 
 def server_text(value, limit=300):

@@ -232,14 +232,14 @@ listing_order:
 
 import os
 
-from ansible_collections.tfe.audit.plugins.module_utils._client import TfeError
+from ansible_collections.tfe.audit.plugins.module_utils._errors import OptionError, TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._export import (
     ExportError,
     canonical_time,
     export,
     read_events,
 )
-from ansible_collections.tfe.audit.plugins.module_utils._module import OptionError, TfeModule
+from ansible_collections.tfe.audit.plugins.module_utils._module import TfeModule
 
 MAX_PAGE_SIZE = 1000
 

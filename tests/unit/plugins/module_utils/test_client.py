@@ -17,10 +17,9 @@ from ansible_collections.tfe.audit.plugins.module_utils import _client
 from ansible_collections.tfe.audit.plugins.module_utils._client import (
     USER_AGENT,
     TfeClient,
-    TfeError,
     decode_jsonapi_errors,
-    environment_proxy,
 )
+from ansible_collections.tfe.audit.plugins.module_utils._errors import TfeError
 
 TOKEN = "admin-token-for-tests"
 TOKEN_PATH = "/api/v2/organizations/acme/authentication-token"
@@ -532,30 +531,6 @@ def test_a_token_on_read_is_dropped_not_returned(emulator):
     read = make_client(emulator).read_audit_trail_token("acme")
     assert read == {"id": "at-sjt83qTw3GZatuPm", "created_at": "2026-01-05T10:11:12.075Z",
                     "expired_at": "2028-01-05T10:11:12.000Z", "last_used_at": None}
-
-
-# -- proxies from the environment ------------------------------------------------------------------
-
-PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-                   "no_proxy", "NO_PROXY")
-
-
-@pytest.mark.parametrize("environ, carried", [
-    ({}, False),
-    ({"http_proxy": "http://user:secret@proxy.example:3128"}, True),
-    ({"HTTP_PROXY": "http://proxy.example:3128"}, True),
-    ({"all_proxy": "http://proxy.example:3128"}, True),
-    ({"https_proxy": "http://proxy.example:3128"}, False),
-    ({"http_proxy": "http://proxy.example:3128", "no_proxy": "127.0.0.1"}, False),
-    ({"http_proxy": "http://proxy.example:3128", "NO_PROXY": "localhost,127.0.0.1"}, False),
-    ({"http_proxy": "http://proxy.example:3128", "no_proxy": "*"}, False),
-])
-def test_environment_proxy_says_whether_a_proxy_would_carry_the_request(monkeypatch, environ, carried):
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    assert environment_proxy("http://127.0.0.1:8080") is carried
 
 
 # -- the requests floor ----------------------------------------------------------------------------
