@@ -139,8 +139,8 @@ class Endpoint:
         of the process environment, as requests uses them.
 
     Raises :class:`OptionError` for anything that would send the token where it must not go: a host that is not
-    a host, or ``http://`` off loopback unless ``allow_insecure_http``. ``warnings`` lists what the caller must
-    show.
+    a host, ``http://`` off loopback, or ``http://`` to loopback carried by a proxy from the environment, the
+    last two unless ``allow_insecure_http``. ``warnings`` lists what the caller must show.
     """
 
     def __init__(self, params, environ=None):
@@ -174,9 +174,15 @@ class Endpoint:
                     "(allow_insecure_http is true). Use https://." % self.base_url]
         if not environment_proxy(self.base_url):
             return []
+        if not allowed:
+            raise OptionError(
+                "hostname %s is plain http and a proxy from the environment (http_proxy, HTTP_PROXY or all_proxy) "
+                "would carry it: the API token would leave this machine in clear text. Add the host to no_proxy "
+                "(for example the task's environment: {no_proxy: '%s'}), unset the proxy for this task, or, if the "
+                "proxy may see the token, set allow_insecure_http: true" % (self.base_url, self.host))
         return ["hostname %s is plain http and a proxy from the environment (http_proxy, HTTP_PROXY or all_proxy) "
-                "would carry it: the API token would leave this machine in clear text. Add the host to no_proxy, or "
-                "unset the proxy for this task." % self.base_url]
+                "carries it: the API token leaves this machine in clear text (allow_insecure_http is true). Add the "
+                "host to no_proxy, or unset the proxy for this task." % self.base_url]
 
     def client_for(self, token, warn=None, max_wait=None):
         """A :class:`TfeClient` for this endpoint that sends ``token``.
@@ -206,6 +212,26 @@ def _verify(validate_certs, ca_path, environ):
 # -- the token, as Terraform finds it ---------------------------------------------------------------
 
 _CLI_CREDENTIALS = re.compile(r'credentials\s+"([^"]+)"\s*\{[^}]*?\btoken\s*=\s*"([^"]*)"', re.S)
+# What an HTTP header can carry as it is: visible ASCII. Real tokens are narrower ("<id>.atlasv1.<secret>").
+_TOKEN_CHARACTERS = re.compile(r"[\x21-\x7e]+")
+
+
+def check_token(token, source="token"):
+    """``token`` when it can be sent as a bearer token, else :class:`OptionError` naming ``source`` (where it came
+    from, e.g. ``token_file /var/lib/tfe-audit/token``), never the value.
+
+    A line break or another character outside visible ASCII would be refused by the HTTP library with an error
+    that quotes the header, that is the token.
+    """
+    if not isinstance(token, str) or not token:
+        raise OptionError("the API token from %s is empty; it must hold the token" % source)
+    if not _TOKEN_CHARACTERS.fullmatch(token):
+        raise OptionError("the API token from %s holds white space, control or non-ASCII characters; it must be the "
+                          "token alone (%d characters, for example ABCDEFGHIJKLMN.atlasv1.<secret>)"
+                          % (source, len(token)))
+    return token
+
+
 def terraform_token_env_name(host):
     """``TF_TOKEN_app_terraform_io``: Terraform CLI's variable for a host (dots as underscores,
     hyphens as double underscores)."""
@@ -262,15 +288,15 @@ def find_terraform_token(credentials_host, environ=None, home=None):
 
 def discover_token(token, endpoint, environ=None, home=None):
     """The API token for ``endpoint``: ``token`` (the option, after its ``TFE_TOKEN`` fallback), else what
-    Terraform would use for that host (never for an ``http://`` one).
+    Terraform would use for that host (never for an ``http://`` one); checked with :func:`check_token`.
 
     Raises :class:`OptionError` saying where to put one when there is none.
     """
     if token:
-        return token
-    found = None if endpoint.plain_http else find_terraform_token(endpoint.hostname, environ, home)[0]
+        return check_token(token, "the token option (or TFE_TOKEN)")
+    found, source = (None, None) if endpoint.plain_http else find_terraform_token(endpoint.hostname, environ, home)
     if found:
-        return found
+        return check_token(found, source)
     # Terraform's credentials belong to the https host of that name; an http:// hostname (loopback
     # included: an environment proxy can carry it off the machine) must be given its token explicitly.
     if endpoint.plain_http:

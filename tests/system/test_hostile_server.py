@@ -286,6 +286,8 @@ OFF_HOST = [
      {"hostname": "http://evil.example\\.app.terraform.io"}, {"TFE_TOKEN": True}, ["hostname", "'\\'"]),
     ("underscore hostname picks up app.terraform.io's TF_TOKEN",
      {"hostname": "http://app_terraform.io"}, {"TF_TOKEN_app_terraform_io": True}, ["hostname", "no '_'"]),
+    ("loopback http:// carried by a proxy from the environment", {"hostname": "http://127.0.0.1:9"},
+     {"TFE_TOKEN": True}, ["hostname", "allow_insecure_http: true", "no_proxy"]),
 ]
 
 

@@ -12,6 +12,7 @@ from ansible_collections.tfe.audit.plugins.module_utils._client import environme
 from ansible_collections.tfe.audit.plugins.module_utils._connection import (
     Connection,
     Endpoint,
+    check_token,
     parse_hostname,
 )
 from ansible_collections.tfe.audit.plugins.module_utils._connection import find_terraform_token as find_with_source
@@ -291,7 +292,53 @@ def test_environment_proxy_says_whether_a_proxy_would_carry_the_request(monkeypa
     assert environment_proxy("http://127.0.0.1:8080") is carried
 
 
-# -- the endpoint alone -----------------------------------------------------------------------------------
+# -- loopback http:// through a proxy from the environment ----------------------------------------------
+
+
+@pytest.fixture
+def no_proxies(monkeypatch):
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("variable", ["http_proxy", "HTTP_PROXY", "all_proxy"])
+def test_loopback_http_carried_by_an_environment_proxy_is_refused(no_proxies, variable):
+    no_proxies.setenv(variable, "http://user:proxy-secret@127.0.0.1:9")
+    with pytest.raises(OptionError) as info:
+        connection(token="t", hostname="http://127.0.0.1:8080")
+    message = str(info.value)
+    assert message.startswith("hostname http://127.0.0.1:8080 ") and "allow_insecure_http: true" in message
+    assert "no_proxy: '127.0.0.1'" in message and "proxy-secret" not in message and "127.0.0.1:9" not in message
+
+
+def test_allow_insecure_http_lets_a_proxy_carry_loopback_http_with_a_warning(no_proxies):
+    no_proxies.setenv("http_proxy", "http://127.0.0.1:9")
+    allowed = connection(token="t", hostname="http://localhost:8080", allow_insecure_http=True)
+    assert len(allowed.warnings) == 1 and "proxy" in allowed.warnings[0] and "no_proxy" in allowed.warnings[0]
+    assert "127.0.0.1:9" not in allowed.warnings[0]
+
+
+@pytest.mark.parametrize("environ, hostname", [
+    ({"http_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.1"}, "http://127.0.0.1:8080"),
+    ({"http_proxy": "http://127.0.0.1:9", "NO_PROXY": "localhost"}, "http://localhost:8080"),
+    ({"https_proxy": "http://127.0.0.1:9"}, "http://127.0.0.1:8080"),
+    ({"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}, "https://127.0.0.1:8443"),
+    ({}, "http://[::1]:8080"),
+])
+def test_loopback_http_no_proxy_carries_is_accepted_without_a_warning(no_proxies, environ, hostname):
+    for name, value in environ.items():
+        no_proxies.setenv(name, value)
+    assert connection(token="t", hostname=hostname).warnings == []
+
+
+def test_http_off_loopback_allowed_warns_once_proxy_or_not(no_proxies):
+    no_proxies.setenv("http_proxy", "http://127.0.0.1:9")
+    warnings = connection(token="t", hostname="http://tfe.example.com", allow_insecure_http=True).warnings
+    assert len(warnings) == 1 and "unencrypted" in warnings[0]
+
+
+# -- the endpoint alone, and a token checked on its own ---------------------------------------------------
 
 
 def test_an_endpoint_resolves_without_any_token_and_takes_the_defaults(tmp_path):
@@ -320,3 +367,26 @@ def test_an_endpoint_gives_a_client_for_a_token_found_elsewhere():
     assert (client.base_url, client.hostname, client.verify) == ("https://tfe.example.com", "tfe.example.com", False)
     retry = client.session.get_adapter("https://tfe.example.com").max_retries
     assert (retry.total, retry.max_wait) == (2, 7)
+
+
+@pytest.mark.parametrize("token", ["abc\ndef", "abc\r", " abc", "abc def", "abc\tdef", "tökén", "abc\x00", ""])
+def test_check_token_refuses_what_http_cannot_carry_without_quoting_it(token):
+    with pytest.raises(OptionError) as info:
+        check_token(token, "token_file /var/lib/tfe-audit/token")
+    message = str(info.value)
+    assert "token_file /var/lib/tfe-audit/token" in message
+    assert (token.strip() or "\x00") not in message
+
+
+def test_check_token_returns_a_good_token():
+    assert check_token("ABCDEFGHIJKLMN.atlasv1.s3cr3t-_~", "token") == "ABCDEFGHIJKLMN.atlasv1.s3cr3t-_~"
+
+
+@pytest.mark.parametrize("params, environ, source", [
+    ({"token": "leaked-value\n"}, {}, "the token option (or TFE_TOKEN)"),
+    ({}, {"TF_TOKEN_app_terraform_io": "leaked value"}, "the environment variable TF_TOKEN_app_terraform_io"),
+])
+def test_a_token_with_white_space_is_refused_naming_where_it_came_from(params, environ, source):
+    with pytest.raises(OptionError) as info:
+        connection(environ=environ, **params)
+    assert source in str(info.value) and "leaked" not in str(info.value)

@@ -3,12 +3,15 @@
 """TfeModule: the one edge where errors become fail_json, what a failure says; the shared value parsers.
 (The connection options themselves: test_connection.py.)"""
 
+import json
+import socket
 from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ansible.module_utils import basic
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, OptionError
@@ -23,8 +26,13 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
     validate_organization,
 )
 from ansible_collections.tfe.audit.plugins.module_utils._time import UTC
+from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_token
 from ansible_collections.tfe.audit.tests.unit.conftest import EMULATOR_TOKEN
 from ansible_collections.tfe.audit.tests.unit.plugins.modules.module_runner import run_module
+
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                   "no_proxy", "NO_PROXY")
+
 
 def module_running(work):
     """A module's main() that hands its work to TfeModule.run, with no try of its own."""
@@ -36,6 +44,13 @@ def module_running(work):
 
 def connection_args(emulator, **args):
     return dict(dict(hostname=emulator.url, token=EMULATOR_TOKEN, organization="acme", max_retries=0), **args)
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, message: seen.append(message))
+    return seen
 
 
 # -- the edge: any TfeAuditError becomes fail_json, in words fit for it --------------------------------------
@@ -95,6 +110,45 @@ def test_the_token_options_exclusions_are_declared_in_the_spec():
     validator = ArgumentSpecValidator(token_argument_spec(), mutually_exclusive=TOKEN_MUTUALLY_EXCLUSIVE)
     outcome = validator.validate(dict(expired_at="2031-01-01T00:00:00Z", lifetime="90d"))
     assert "mutually exclusive: expired_at|lifetime" in " ".join(outcome.error_messages)
+
+
+# -- bad input the connection finds, in a module: before any request ------------------------------------------
+
+
+def closed_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@pytest.fixture
+def proxy_to_nowhere(monkeypatch):
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:%d" % closed_port())
+
+
+def test_a_module_refuses_loopback_http_an_environment_proxy_would_carry(emulator, proxy_to_nowhere, warnings):
+    result, failed = run_module(tfe_audit_trail_token.main, connection_args(emulator))
+    assert failed and "allow_insecure_http: true" in result["msg"] and "no_proxy" in result["msg"]
+    assert "error" not in result and emulator.requests == []
+
+
+def test_with_allow_insecure_http_a_module_goes_through_the_proxy_and_warns(emulator, proxy_to_nowhere, warnings):
+    result, failed = run_module(tfe_audit_trail_token.main, connection_args(emulator, allow_insecure_http=True))
+    assert [message for message in warnings if "proxy" in message and "allow_insecure_http is true" in message]
+    # The request went to the proxy (where nothing listens), not to the emulator.
+    assert failed and result["error"]["kind"] == "network" and emulator.requests == []
+
+
+@pytest.mark.parametrize("token", [EMULATOR_TOKEN + "\n", EMULATOR_TOKEN + "\nX-Injected: 1", "tökén"])
+def test_a_module_refuses_a_token_http_cannot_carry_before_any_request(emulator, token):
+    result, failed = run_module(tfe_audit_trail_token.main, connection_args(emulator, token=token))
+    assert failed and "token option" in result["msg"]
+    assert token.split("\n")[0] not in json.dumps(result, ensure_ascii=False)
+    assert emulator.requests == []
 
 
 # -- values -----------------------------------------------------------------------------------------------
