@@ -200,9 +200,11 @@ class TfeModule:
             return (": the API token is missing or invalid (HTTP 401 from %s). Check token / TFE_TOKEN."
                     % self.connection.base_url)
         if exc.status == 404 and exc.method == "POST":
-            return (" (HTTP 404): the organization does not exist, the API token has no permission to manage its "
-                    "audit trail token (an owners-team or organization token is needed), or the organization lacks "
-                    "the audit-logging entitlement (HCP Terraform Business tier).")
+            return (" (HTTP 404): the organization does not exist; the API token has no permission to manage its "
+                    "audit trail token because of its kind (a user token of someone outside the owners team, or "
+                    "a team token other than the owners team's, gets 404: use an owners-team member's token, the "
+                    "owners team token or the organization token); or the organization lacks the audit-logging "
+                    "entitlement (HCP Terraform Business tier).")
         if exc.status in (415, 422, 400):
             return ": the API rejected the request (HTTP %s): %s" % (exc.status, exc.details or str(exc))
         if exc.status == 429:

@@ -106,6 +106,15 @@ def test_an_error_that_is_not_the_collections_is_not_hidden(emulator):
         run_module(module_running(work), connection_args(emulator))
 
 
+def test_a_create_404_names_the_token_kind_beside_the_entitlement(emulator):
+    emulator.add_organization("small", entitlement=False)
+    result, failed = run_module(tfe_audit_trail_token.main, connection_args(emulator, organization="small"))
+    assert failed
+    for cause in ("does not exist", "no permission", "a user token of someone outside the owners team",
+                  "a team token other than the owners team's", "the organization token", "audit-logging entitlement"):
+        assert cause in result["msg"]
+
+
 def test_the_token_options_exclusions_are_declared_in_the_spec():
     validator = ArgumentSpecValidator(token_argument_spec(), mutually_exclusive=TOKEN_MUTUALLY_EXCLUSIVE)
     outcome = validator.validate(dict(expired_at="2031-01-01T00:00:00Z", lifetime="90d"))
