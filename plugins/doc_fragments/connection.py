@@ -2,12 +2,8 @@
 # Copyright: tfe.audit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
-
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     # The connection options shared by every tfe.audit module (argument spec: module_utils/_connection.py).
     DOCUMENTATION = r"""
 options:
