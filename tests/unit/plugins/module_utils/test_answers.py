@@ -122,8 +122,6 @@ HOSTILE_METADATA = [
 
 
 @pytest.mark.parametrize("field, value", HOSTILE_METADATA)
-
-
 def test_a_read_refuses_metadata_of_the_wrong_form(emulator, field, value):
     answer(emulator, "GET", token_document(**{field: value}))
     with pytest.raises(TfeError) as info:

@@ -163,7 +163,6 @@ def test_a_module_refuses_a_token_http_cannot_carry_before_any_request(emulator,
 # -- values -----------------------------------------------------------------------------------------------
 
 
-
 @pytest.mark.parametrize("name", ["my-org", "acme_corp", "A1", "a" * 255])
 def test_valid_organization_names(name):
     assert validate_organization(name) == name

@@ -2,7 +2,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """_time: the collection's one RFC 3339 parser, and the API's canonical form."""
 
-
 from datetime import datetime, timedelta, timezone
 
 import pytest
