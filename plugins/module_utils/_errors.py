@@ -54,4 +54,4 @@ class TfeError(TfeAuditError):
 
 
 class FeedError(TfeAuditError):
-    """The audit trail feed cannot go on: its destination, its cursor (state) file, or an answer it cannot place."""
+    """The audit trail feed stopped before its position moved: a malformed answer, a file or a cursor."""
