@@ -136,9 +136,10 @@ class Answer:
         self.status, self.reason, self.headers, self.body = status, reason, headers, body
 
     def refuse(self, what):
-        """A :class:`TfeError` (kind ``response``) for this answer: ``what`` the server answered that cannot be used."""
+        """A :class:`TfeError` (kind ``response``, no ``status``: the status was the expected one) for this answer:
+        ``what`` the server answered that cannot be used."""
         return TfeError("%s answered %s %s with %s" % (self.where, self.method, self.path, what),
-                        status=self.status, method=self.method, path=self.path, kind="response")
+                        method=self.method, path=self.path, kind="response")
 
     def _content_type(self):
         return server_text(self.headers.get("Content-Type", "no content type"))

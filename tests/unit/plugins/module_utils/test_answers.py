@@ -359,3 +359,10 @@ def test_only_encodings_that_can_be_bounded_are_offered(emulator):
     client.session.hooks["response"].append(lambda response, **kwargs: sent.append(response.request.headers))
     client.read_audit_trail_token("acme")
     assert {headers["Accept-Encoding"] for headers in sent} == {"gzip, deflate"}
+
+
+def test_an_unusable_answer_has_no_status_so_that_no_status_hint_applies(emulator):
+    plant_page(emulator, "[]")
+    with pytest.raises(TfeError) as info:
+        make_client(emulator).read_audit_trail()
+    assert info.value.kind == "response" and info.value.status is None
