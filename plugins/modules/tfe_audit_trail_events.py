@@ -285,11 +285,10 @@ listing_order:
 import os
 import re
 
-from ansible_collections.tfe.audit.plugins.module_utils._client import TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor, canonical_time
-from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError
+from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, OptionError, TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._export import export, read_events
-from ansible_collections.tfe.audit.plugins.module_utils._module import OptionError, TfeModule, parse_duration
+from ansible_collections.tfe.audit.plugins.module_utils._module import TfeModule, parse_duration
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_LOOKBACK = "30m"

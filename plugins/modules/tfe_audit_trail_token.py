@@ -160,9 +160,8 @@ reason:
 
 from datetime import timedelta
 
-from ansible_collections.tfe.audit.plugins.module_utils._client import TfeError
+from ansible_collections.tfe.audit.plugins.module_utils._errors import OptionError, TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._module import (
-    OptionError,
     TfeModule,
     format_rfc3339,
     organization_argument_spec,

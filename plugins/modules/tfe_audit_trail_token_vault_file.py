@@ -191,11 +191,8 @@ token:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tfe.audit.plugins.module_utils._module import (
-    connection_argument_spec,
-    organization_argument_spec,
-    token_argument_spec,
-)
+from ansible_collections.tfe.audit.plugins.module_utils._connection import connection_argument_spec
+from ansible_collections.tfe.audit.plugins.module_utils._module import organization_argument_spec, token_argument_spec
 
 
 # The one argument spec of tfe.audit.tfe_audit_trail_token_vault_file: this stub's (for the sanity tests'

@@ -69,10 +69,10 @@ def _collections_root(path: str) -> str:
 # ansible-rulebook runs a source with runpy.run_path and does not put the collections path on sys.path: the
 # collection's own code is found from this file's location when it is not importable already.
 try:
-    from ansible_collections.tfe.audit.plugins.module_utils import _client, _cursor, _errors, _feed, _module, _spool, _time
+    from ansible_collections.tfe.audit.plugins.module_utils import _client, _connection, _cursor, _errors, _feed, _module, _spool, _time
 except ImportError:  # pragma: no cover - exercised by the real-engine tests (tests/eda)
     sys.path.insert(0, _collections_root(__file__))
-    from ansible_collections.tfe.audit.plugins.module_utils import _client, _cursor, _errors, _feed, _module, _spool, _time
+    from ansible_collections.tfe.audit.plugins.module_utils import _client, _connection, _cursor, _errors, _feed, _module, _spool, _time
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
@@ -298,7 +298,7 @@ class Options:
             raise ArgumentError("tfe.audit.audit_trail has no argument %s; it takes %s"
                                 % (", ".join(unknown), ", ".join(ARGUMENTS)))
         hostname = args.get("hostname") or environ.get("TFE_HOSTNAME") or environ.get("TFE_ADDRESS") \
-            or _module.DEFAULT_HOSTNAME
+            or _connection.DEFAULT_HOSTNAME
         self.interval = _number(args, "interval", float, DEFAULT_INTERVAL, 60)
         if not self.interval > 0 or self.interval != self.interval or self.interval == float("inf"):
             raise ArgumentError("interval must be a number of seconds above 0, got %r; for example interval: 60"

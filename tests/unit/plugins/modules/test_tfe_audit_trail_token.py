@@ -188,7 +188,7 @@ def test_loopback_http_through_an_environment_proxy_is_warned_about(emulator, mo
         monkeypatch.setenv(name, value)
     warnings = []
     monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, message: warnings.append(message))
-    result, failed = run_module(module.main, args_for(emulator, max_retries=0))
+    result, failed = run_module(module.main, args_for(emulator, max_retries=0, allow_insecure_http=True))
     proxy_warnings = [message for message in warnings if "proxy" in message]
     assert bool(proxy_warnings) is warned
     for message in proxy_warnings:
