@@ -117,7 +117,7 @@ def write_report(args, chart):
     if not results:
         raise SystemExit("no results in %s: measure first" % args.results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report.render(results, args.chart))
+    Path(args.out).write_text(report.render(results, args.chart, args.results))
     print("[bench] wrote %s" % args.out)
     fleet = Path(args.results) / "fleet.json"
     if not chart or "data" not in results.get("fleet", {}):
