@@ -29,7 +29,7 @@ async def drain(queue, count):
 
 async def poll_once(module, url, token, count):
     """{poll, emit, last}: seconds of the poll, of its emit step when the source has one, to the last event taken."""
-    queue = asyncio.Queue()
+    queue = asyncio.Queue(1)  # as ansible-rulebook gives a source (app.py: asyncio.Queue(1))
     source = module.AuditTrailSource(module.Options({"hostname": url, "token": token}, environ={}), queue)
     timed = {"emit": None}
     inner = getattr(source, "_emit", None)
