@@ -240,10 +240,12 @@ def render_eda(data, knobs):
 def render_eda_emit(data, knobs):
     lines = ["## The event source's emit path, in-process: events sharing one millisecond", "",
              "The event source of the collection polls once, in the benchmark's process (no `ansible-rulebook`), "
-             "into an asyncio queue of one place (as `ansible-rulebook` gives a source) that a consumer drains; the trail holds %d seeded events (plus the token's own) "
-             "that all share one millisecond, or that each have their own. **Poll**: the whole poll (the walk over "
-             "the pages, then the emit); **emit**: the source's emit step alone; **last**: from the poll's start to "
-             "the consumer taking the last event. Medians of %d interleaved runs." % (data["events"], knobs["emit_reps"]),
+             "into an asyncio queue of one place (as `ansible-rulebook` gives a source) that a consumer drains; the "
+             "trail holds %d seeded events (plus the token's own) that all share one millisecond, or that each have "
+             "their own. **Poll**: the whole poll (the walk over the pages, then the emit); **emit**: the source's "
+             "emit step alone; **last**: from the poll's start to the consumer taking the last event. Medians of %d "
+             "interleaved runs. Measure it alone with `make bench BENCH_ARGS='--only eda_emit'` (under a minute; "
+             "no Java needed)." % (data["events"], knobs["emit_reps"]),
              "", "| Timestamps | Poll | Emit | Last event taken | Runs (poll) |", "|---|--:|--:|--:|---|"]
     for case, rows in data["rows"].items():
         emits = [row["emit"] for row in rows if row["emit"] is not None]
