@@ -53,7 +53,7 @@ def profile(spaces, emu, args):
         wrapper.chmod(0o755)
     for rep, order in interleaved(spaces, args.reps):
         for label in order:
-            orgs = ["pr-%d-%s-%d" % (rep, label, i) for i in range(args.tasks)]
+            orgs = ["pr-%d-%d-%d" % (rep, list(spaces).index(label), i) for i in range(args.tasks)]
             for org in orgs:
                 emu.add_organization(org, entitlement=True)
                 if args.phase == "idempotent":
