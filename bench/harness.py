@@ -73,7 +73,7 @@ class Source:
 
     def __init__(self, label, revision=None, path=None):
         self.label, self.revision, self.path = label, revision, path
-        self.commit = self.date = None
+        self.commit = self.date = self.plugins = None
         where = Path(path) if path else ROOT
         try:
             top = Path(git("rev-parse", "--show-toplevel", cwd=where)).resolve()
@@ -81,12 +81,14 @@ class Source:
                 self.commit = git("rev-parse", "%s^{commit}" % (revision or "HEAD"), cwd=where)
                 self.date = git("show", "-s", "--format=%cd", "--date=format:%Y-%m-%d %H:%M %z", self.commit,
                                 cwd=where)
+                self.plugins = git("rev-parse", "%s:plugins" % self.commit, cwd=where)  # same hash, same code
         except (subprocess.CalledProcessError, OSError):
             pass
         if revision and not self.commit:
             raise SystemExit("%s is neither a directory nor a git revision of %s" % (revision, ROOT))
         self.dirty = bool(self.commit and not revision and git(
             "status", "--porcelain", "--", "plugins", "roles", "meta", "extensions", cwd=where))
+        self.plugins = None if self.dirty else self.plugins
 
     @classmethod
     def parse(cls, spec):

@@ -47,8 +47,8 @@ def one_rep(ws, emu, name, tasks):
 def measure(ws, emu, args):
     """{tasks, rows: [{label, commit, date, what, <phase>: [per rep], <phase>_process, <phase>_cpu}]}."""
     measured = sources(ws, args)
-    rows = [dict(label=label, commit=source.commit, date=source.date, what=source.describe()) for label, source
-            in measured]
+    rows = [dict(label=label, commit=source.commit, date=source.date, plugins=source.plugins, what=source.describe())
+            for label, source in measured]
     for row in rows:
         row.update({phase + suffix: [] for phase in PHASES for suffix in ("", "_process", "_cpu")})
     with contextlib.ExitStack() as stack:

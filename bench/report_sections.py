@@ -82,7 +82,8 @@ def render_create(data, knobs):
 
 
 def token_row(row):
-    cells = [row["label"], "`%s`" % row["commit"][:7] if row.get("commit") else "?", (row.get("date") or "?")[:10]]
+    cells = [row["label"], "`%s`" % row["commit"][:7] if row.get("commit") else "?", (row.get("date") or "?")[:10],
+             "`%s`" % row["plugins"][:7] if row.get("plugins") else "?"]
     for phase in ("create", "idempotent"):
         cells += ["%.3f s" % median(row[phase]), "%.0f ms / %.0f ms" % (
             median(row[phase + "_process"]) * 1000, median(row[phase + "_cpu"]) * 1000)]
@@ -99,10 +100,13 @@ def render_token_times(data, knobs):
              "out; the module process's wall time and CPU seconds (user + system, through bench/rsswrap.py, which "
              "adds its fork to both); medians over the tasks of a run, then over %d interleaved reps."
              % (data["tasks"], data["tasks"], knobs["reps"]), "",
-             "| Collection | Commit | Committed | Create per task | Create: process wall / CPU | Idempotent per task "
-             "| Idempotent: process wall / CPU | Runs (create / idempotent) |", "|---|---|---|--:|--:|--:|--:|---|"]
+             "| Collection | Commit | Committed | `plugins/` tree | Create per task | Create: process wall / CPU "
+             "| Idempotent per task | Idempotent: process wall / CPU | Runs (create / idempotent) |",
+             "|---|---|---|---|--:|--:|--:|--:|---|"]
     lines += [token_row(row) for row in data["rows"]]
-    lines += ["", "Collections: " + "; ".join("%s: %s" % (row["label"], row["what"]) for row in data["rows"]) + "."]
+    lines += ["", "Collections: " + "; ".join("%s: %s" % (row["label"], row["what"]) for row in data["rows"]) + ". "
+              "Rows with the same `plugins/` tree run the same module code: their difference is the noise of the "
+              "machine."]
     if not any(row["label"] == "after" for row in data["rows"]):
         command = " ".join(["--only token_times"] + ["--collection '%s=%s'" % (row["label"], row["commit"][:7])
                                                      for row in data["rows"][1:] if row.get("commit")])
