@@ -4,12 +4,12 @@
 payload that ansible-playbook starts, imports included) of this checkout and of other collections, side by side.
 
 usage: .venv/bin/python bench/profile_create.py [--collection [LABEL=]REV_OR_DIR ...] [--tasks 10] [--reps 3]
-                                                [--phase create|idempotent]
+                                                [--phase create|idempotent] [--clock cpu|wall]
 
 Each rep runs, for every collection in turn (interleaved), a playbook of N module tasks on new organizations
 (create: each generates a token; idempotent: each finds one). Printed per collection: medians over the module
-processes of the cumulative time (cProfile's clock: wall time, so a loaded machine inflates it) and of the number
-of calls (which load does not move) of the collection's functions and of the big steps (imports, compiling the
+processes of the cumulative time (``--clock cpu``, the default: the process's CPU time, which other jobs hardly
+move; ``wall``: what a loaded machine inflates) and of the number of calls (which load does not move at all) of the collection's functions and of the big steps (imports, compiling the
 payload's sources), then the functions whose call counts differ most from the first collection's. Not part of
 `make bench`: a tool for finding where a difference between two checkouts comes from.
 """
@@ -48,8 +48,8 @@ def profile(spaces, emu, args):
     for label, ws in spaces.items():
         ws.path("profiles").mkdir()
         wrapper = ws.path("cprofile.sh")
-        wrapper.write_text("#!/bin/sh\nBENCH_PROFILE_DIR='%s' exec '%s' '%s' \"$@\"\n"
-                           % (ws.path("profiles"), sys.executable, BENCH / "cprofile_launch.py"))
+        wrapper.write_text("#!/bin/sh\nBENCH_PROFILE_CLOCK=%s BENCH_PROFILE_DIR='%s' exec '%s' '%s' \"$@\"\n"
+                           % (args.clock, ws.path("profiles"), sys.executable, BENCH / "cprofile_launch.py"))
         wrapper.chmod(0o755)
     for rep, order in interleaved(spaces, args.reps):
         for label in order:
@@ -92,6 +92,7 @@ def main():
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--phase", choices=("create", "idempotent"), default="create")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     args = parser.parse_args()
     sources = [Source("this checkout")] + [Source.parse(spec) for spec in args.collection]
     spaces = {source.label: Workspace(source=source) for source in sources}

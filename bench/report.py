@@ -102,7 +102,7 @@ def render(results, chart, where=RESULTS):
     lines += machine_lines(newest) + runs_lines(results)
     for name, record in results.items():
         if "data" in record:
-            knobs = dict(record["run"]["knobs"], chart=chart)
+            knobs = dict(record["run"]["knobs"], chart=chart, measured=record["run"]["machine"]["date"])
             lines += getattr(report_sections, "render_" + name)(record["data"], knobs) + [""]
         else:
             lines += [record["text"].rstrip("\n"), ""]

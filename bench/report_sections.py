@@ -98,8 +98,8 @@ def render_token_times(data, knobs):
              "the first run creates every token (ping, GET 404, POST), the second finds them (ping, GET 200) and "
              "changes nothing (checked). Per task: the distance between consecutive task starts, the first task left "
              "out; the module process's wall time and CPU seconds (user + system, through bench/rsswrap.py, which "
-             "adds its fork to both); medians over the tasks of a run, then over %d interleaved reps."
-             % (data["tasks"], data["tasks"], knobs["reps"]), "",
+             "adds its fork to both); medians over the tasks of a run, then over %d interleaved reps. Measured %s."
+             % (data["tasks"], data["tasks"], knobs["reps"], knobs["measured"]), "",
              "| Collection | Commit | Committed | `plugins/` tree | Create per task | Create: process wall / CPU "
              "| Idempotent per task | Idempotent: process wall / CPU | Runs (create / idempotent) |",
              "|---|---|---|---|--:|--:|--:|--:|---|"]
