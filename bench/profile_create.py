@@ -9,9 +9,10 @@ usage: .venv/bin/python bench/profile_create.py [--collection [LABEL=]REV_OR_DIR
 Each rep runs, for every collection in turn (interleaved), a playbook of N module tasks on new organizations
 (create: each generates a token; idempotent: each finds one). Printed per collection: medians over the module
 processes of the cumulative time (``--clock cpu``, the default: the process's CPU time, which other jobs hardly
-move; ``wall``: what a loaded machine inflates) and of the number of calls (which load does not move at all) of the collection's functions and of the big steps (imports, compiling the
-payload's sources), then the functions whose call counts differ most from the first collection's. Not part of
-`make bench`: a tool for finding where a difference between two checkouts comes from.
+move; ``wall``: what a loaded machine inflates) and of the number of calls (which load does not move at all) of
+the collection's functions and of the big steps (imports, compiling the payload's sources), then the functions
+whose call counts differ most from the first collection's. Not part of `make bench`: a tool for finding where a
+difference between two checkouts comes from.
 """
 
 import argparse

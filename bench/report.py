@@ -68,7 +68,8 @@ def save_result(name, record, where=RESULTS):
 
 def machine_lines(newest):
     m = newest["machine"]
-    return ["## Machine", "", "| | |", "|---|---|",
+    return ["## Machine", "", "Of the newest run (%s); the next table says when each section was measured."
+            % m["date"], "", "| | |", "|---|---|",
             "| CPU | %s, %s cores |" % (m["cpu"], m["cores"]),
             "| System | %s |" % m["system"],
             "| Python | %s |" % m["python"],
