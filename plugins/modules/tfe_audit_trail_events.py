@@ -286,7 +286,7 @@ import os
 import re
 
 from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor, canonical_time
-from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, OptionError, TfeError
+from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, OptionError
 from ansible_collections.tfe.audit.plugins.module_utils._export import export, read_events
 from ansible_collections.tfe.audit.plugins.module_utils._module import TfeModule, parse_duration
 
@@ -357,23 +357,20 @@ def main():
         supports_check_mode=True,
     )
     options = tfe.option(parse_options, tfe.params)
+    tfe.doing("read the audit trail", hints=API_HINTS)
+    tfe.run(read_or_export, tfe, options)
+
+
+def read_or_export(tfe, options):
+    """The events into the result, or appended to dest; ``tfe.result`` holds what was done if it fails."""
     client = tfe.client
 
     def fetch(since, page, page_size):
         return client.read_audit_trail(since=since, page=page, page_size=page_size)
 
-    result = {}
-    try:
-        if options["dest"] is None:
-            result = read_events(fetch, options, tfe.warn)
-            result["changed"] = False
-        else:
-            export(fetch, options, tfe.check_mode, tfe.warn, result)
-    except FeedError as exc:
-        tfe.fail_json(str(exc), **result)
-    except TfeError as exc:
-        tfe.fail_api(exc, "read the audit trail", hints=API_HINTS, **result)
-    tfe.exit_json(**result)
+    if options["dest"] is None:
+        return dict(read_events(fetch, options, tfe.warn), changed=False)
+    return export(fetch, options, tfe.check_mode, tfe.warn, tfe.result)
 
 
 # What a 401 or 404 of the audit trail means: its own token, its kind, and its organization.
