@@ -24,8 +24,8 @@ __metaclass__ = type
 
 import errno
 import fcntl
-import glob
 import os
+import re
 import time
 
 import yaml
@@ -308,10 +308,17 @@ class VaultFile(object):
                              "vault_file; nothing was changed" % (self.directory, self.lock_path, _os_error(exc)))
 
     def remove_leftovers(self):
-        """Temp files of a run that was killed mid-write (ciphertext or zeros only); call with the lock held."""
-        pattern = os.path.join(glob.escape(self.directory), glob.escape(self.tmp_prefix) + "*" + self.tmp_suffix)
-        for leftover in glob.glob(pattern):
-            unlink(leftover)
+        """Temp files of a run that was killed mid-write (ciphertext or zeros only); call with the lock held.
+
+        Only this file's own, exactly as :class:`TempFile` names them: ``.<name>.<8 random characters>.tmp``
+        (mkstemp's random part: lower-case letters, digits and ``_``, never a dot). A sibling file named
+        ``<name>.<more>`` (another vault or cursor file) has temp files ``.<name>.<more>.<random>.tmp``,
+        which another run may hold reserved.
+        """
+        own = re.compile(re.escape(self.tmp_prefix) + r"[a-z0-9_]{8}" + re.escape(self.tmp_suffix))
+        for name in os.listdir(self.directory):
+            if own.fullmatch(name):
+                unlink(os.path.join(self.directory, name))
 
     def reserve(self, sizes):
         """``{key: TempFile}`` of the given sizes; fails before the API call when there is no room."""

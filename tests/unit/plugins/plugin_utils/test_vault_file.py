@@ -216,6 +216,39 @@ def test_without_fallocate_the_space_is_claimed_with_zeros(tmp_path, monkeypatch
     assert listing(tmp_path) == ["token.vault.yml"]
 
 
+def test_only_this_files_own_temp_files_are_removed_as_leftovers(tmp_path):
+    vault_file = VaultFile(str(tmp_path / "token.vault.yml"))
+    leftover = vault_file.reserve(dict(file=16))["file"]
+    os.close(leftover.fd)  # a killed run: its temp file stays
+    others = [".token.vault.yml.prod.abcd1234.tmp", ".token.vault.yml.bak.tmp", "token.vault.yml.abcd1234.tmp",
+              ".token.vault.yml.abcd1234.tmp.x"]
+    for name in others:
+        (tmp_path / name).write_bytes(b"x")
+
+    vault_file.remove_leftovers()
+
+    assert listing(tmp_path) == sorted(others)
+
+
+def test_a_sibling_files_temp_files_survive_and_its_write_still_works(tmp_path, keys):
+    """Another vault file whose name begins with this one's name and a dot, written by a run at the same time."""
+    ours = VaultFile(str(tmp_path / "token.vault.yml"))
+    sibling = VaultFile(str(tmp_path / "token.vault.yml.prod"))
+    with StoreRun(sibling, keys, VAR) as sibling_run:
+        sibling_run.open(lock_timeout=1)  # its space is reserved; it waits for the API
+        reserved = [name for name in listing(tmp_path) if name.endswith(".tmp")]
+        assert len(reserved) == 2
+
+        run_once(ours, keys, created())
+
+        assert [name for name in reserved if name in listing(tmp_path)] == reserved
+        result = sibling_run.finish(created("sibling-secret"))
+
+    assert not result.get("failed"), result
+    assert decrypted(keys, sibling.path) == {VAR: unsafe("sibling-secret")}
+    assert not os.path.exists(sibling.pending_path)
+
+
 # -- one run ----------------------------------------------------------------------------------------------
 
 def run_once(vault_file, keys, module_result, check_mode=False, state="present", backup=True):
