@@ -9,7 +9,7 @@ with another run: validate the task's arguments (with the module documentation s
 spec), find the vault secret, then one :class:`StoreRun` locks ``<dir>/.<name>.lock``, reads the
 file, reserves the space for what it may write, runs ``tfe.audit.tfe_audit_trail_token`` with
 ``known_token`` = the stored secret, and writes the new secret. The machinery lives in
-``plugins/plugin_utils/_vault_file.py``; this plugin is orchestration.
+``plugins/plugin_utils/`` (``_store_run.py`` and the modules it uses); this plugin is orchestration.
 
 Every failure that can be found without the API is found before the first API call. The plaintext
 never touches the disk: it is encrypted in memory, and the module runs pipelined when the connection
@@ -29,13 +29,11 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token_vault_file import OWN_OPTIONS, argument_spec
-from ansible_collections.tfe.audit.plugins.plugin_utils._vault_file import (
-    StoreError,
-    StoreRun,
-    VaultFile,
-    VaultKeys,
-    plain,
-)
+from ansible_collections.tfe.audit.plugins.plugin_utils._store_error import StoreError
+from ansible_collections.tfe.audit.plugins.plugin_utils._store_run import StoreRun
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_files import VaultFile
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_keys import VaultKeys
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_yaml import plain
 
 MODULE = "tfe.audit.tfe_audit_trail_token"
 DEFAULT_VAULT_VAR = OWN_OPTIONS["vault_var"]["default"]

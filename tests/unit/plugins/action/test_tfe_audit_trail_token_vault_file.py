@@ -15,7 +15,10 @@ from ansible.playbook.play_context import PlayContext
 from ansible.playbook.task import Task
 
 from ansible_collections.tfe.audit.plugins.action import tfe_audit_trail_token_vault_file as action_plugin
-from ansible_collections.tfe.audit.plugins.plugin_utils._vault_file import StoreRun, VaultFile, VaultKeys, unsafe
+from ansible_collections.tfe.audit.plugins.plugin_utils._store_run import StoreRun
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_files import VaultFile
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_keys import VaultKeys
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_yaml import unsafe
 
 PASSWORD = b"action unit test password"
 VAR = "vault_tfe_audit_trail_token"
