@@ -22,6 +22,11 @@ description:
     C(register) still receives it.
   - Refuses to act on Terraform Enterprise, where the same request would regenerate or revoke the
     organization's regular API token.
+  - Runs pipelined (its action plugin turns pipelining on for the task, also under become), so its arguments, which
+    may hold O(known_token) and O(token), are never written to a temp file. Where the module cannot run pipelined
+    (a become method such as C(su), a connection without pipelining, C(ANSIBLE_KEEP_REMOTE_FILES)) and O(token) or
+    O(known_token) is set, the task fails before any API call; give the API token through E(TFE_TOKEN) or run the
+    task without become.
 author:
   - tfe.audit maintainers (@tfe-audit)
 attributes:
