@@ -34,6 +34,7 @@ from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token_vault_f
     OWN_OPTIONS,
     argument_spec,
 )
+from ansible_collections.tfe.audit.plugins.plugin_utils._hidden_result import hide_secret
 from ansible_collections.tfe.audit.plugins.plugin_utils._pipelining import run_pipelined
 from ansible_collections.tfe.audit.plugins.plugin_utils._store_error import StoreError
 from ansible_collections.tfe.audit.plugins.plugin_utils._store_run import StoreRun
@@ -63,9 +64,7 @@ class ActionModule(ActionBase):
             result.update(self._store(task_vars or {}))
         except (StoreError, AnsibleActionFail) as exc:
             result.update(failed=True, changed=False, msg=to_native(getattr(exc, "message", None) or exc))
-        if result.get("token"):
-            result["_ansible_no_log"] = True
-        return result
+        return hide_secret(self._task, result)
 
     def _store(self, task_vars):
         options, module_args = self._options()
