@@ -152,8 +152,8 @@ def test_the_hashi_vault_store_keeps_the_new_secret(emulator, play, openbao):
 
     assert_clean(run, live)
     assert len(posts(emulator)) == 1 and "changed=0" not in run.stdout
-    entry = openbao.client().secrets.kv.v2.read_secret_version(path=KV_PATH, mount_point="secret",
-                                                                raise_on_deleted_version=True)["data"]
+    kv = openbao.client().secrets.kv.v2
+    entry = kv.read_secret_version(path=KV_PATH, mount_point="secret", raise_on_deleted_version=True)["data"]
     assert entry["data"]["token"] == live and entry["metadata"]["version"] == 2
     emulator.clear_requests()
 

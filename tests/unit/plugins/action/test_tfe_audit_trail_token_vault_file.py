@@ -55,7 +55,7 @@ def test_the_stored_secret_is_handed_to_the_module(run_action, tmp_path):
     path.write_bytes(keys.encrypt({VAR: unsafe("stored")}))
 
     result, calls, dummy = run(run_action, dict(vault_file=str(path), organization="acme", verify=False),
-                                      module_result=dict(changed=False, operation="none", id="at-1"))
+                               module_result=dict(changed=False, operation="none", id="at-1"))
 
     assert calls[0][1]["known_token"] == "stored" and calls[0][1]["verify_known_token"] is False
     assert result["token"] == "stored" and not result["changed"] and not result["file_changed"]
@@ -138,7 +138,7 @@ def test_a_become_method_that_cannot_pipeline_is_refused_with_a_secret(run_actio
 
 def test_check_mode_writes_nothing(run_action, tmp_path):
     result, calls, dummy = run(run_action, dict(vault_file=str(tmp_path / "vars" / "v.yml"), organization="acme"),
-                                      module_result=dict(changed=True, operation="create", id=None), check_mode=True)
+                               module_result=dict(changed=True, operation="create", id=None), check_mode=True)
 
     assert result["changed"] and "token" not in result and len(calls) == 1
     assert os.listdir(str(tmp_path)) == []
@@ -146,7 +146,7 @@ def test_check_mode_writes_nothing(run_action, tmp_path):
 
 def test_the_module_failure_is_reported_without_its_stdout(run_action, tmp_path):
     result, dummy, dummy2 = run(run_action, dict(vault_file=str(tmp_path / "v.yml"), organization="acme"),
-                                       module_result=dict(failed=True, msg="HTTP 404", module_stdout="secret?"))
+                                module_result=dict(failed=True, msg="HTTP 404", module_stdout="secret?"))
     assert result["failed"] and result["msg"].startswith("HTTP 404 (") and "module_stdout" not in result
 
 
