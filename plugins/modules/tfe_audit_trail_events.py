@@ -99,6 +99,17 @@ notes:
     move past them (temporary file, C(fsync), rename). A run killed in between leaves complete lines in the
     recorded range; the next run adopts them (RV(recovered)) instead of fetching them again, and cuts off a
     trailing partial line. Lines a forwarder may already have shipped are never removed or written twice.
+  - B(Broken answers.) A page that is not of the documented shape (no C(pagination), a C(next_page) that skips,
+    counts that contradict the pages, the same page again and again, fewer events than the first page announced)
+    fails the run before anything is written or the cursor moves. A walk reads at most twice the pages the first
+    page announced, plus 10.
+  - B(Odd events.) An event that cannot be read (no id, a timestamp that is not a date-time HCP Terraform writes,
+    JSON nested too deeply) is delivered once, as it came, as an object whose only key C(tfe_audit_unreadable) holds
+    C(reason), C(sha256) and C(base64) (its bytes, base64-encoded). An event dated more than 5 minutes ahead of the controller's clock is delivered once
+    with a warning, and the cursor does not move to its time, so later events are not skipped.
+  - B(Rotation after a crash.) When O(dest) was rotated after a run was killed while appending, the next run looks
+    for the rotated file in the same directory (moved, or copied and truncated) and takes what reached it into
+    account; if it cannot be found, the run stops before writing and says what to do.
   - An event that appears later with a timestamp older than the cursor is not exported (the API can only be
     asked for events after a time).
   - Rate limits (HTTP 429) and gateway errors are retried by the shared client (see O(max_retries)). A run that
@@ -149,6 +160,8 @@ RETURN = r"""
 events:
   description:
     - The events, oldest first, as the API returns them.
+    - An event that cannot be read comes last, as an object whose only key C(tfe_audit_unreadable) holds C(reason),
+      C(sha256) and C(base64) (its bytes as they came, base64-encoded).
     - Only without O(dest).
   returned: when O(dest) is not set
   type: list
@@ -233,12 +246,9 @@ listing_order:
 import os
 
 from ansible_collections.tfe.audit.plugins.module_utils._client import TfeError
-from ansible_collections.tfe.audit.plugins.module_utils._export import (
-    ExportError,
-    canonical_time,
-    export,
-    read_events,
-)
+from ansible_collections.tfe.audit.plugins.module_utils._cursor import canonical_time
+from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError
+from ansible_collections.tfe.audit.plugins.module_utils._export import export, read_events
 from ansible_collections.tfe.audit.plugins.module_utils._module import OptionError, TfeModule
 
 MAX_PAGE_SIZE = 1000
@@ -251,7 +261,7 @@ def parse_options(params):
     if params["since"] is not None:
         try:
             options["since"] = canonical_time(params["since"], "since")
-        except ExportError as exc:
+        except FeedError as exc:
             raise OptionError(str(exc).replace("for example ", "for example since: "))
     if options["page_size"] is None or not 1 <= options["page_size"] <= MAX_PAGE_SIZE:
         raise OptionError("page_size must be from 1 to %s, got %r; for example page_size: 1000"
@@ -302,7 +312,7 @@ def main():
             result["changed"] = False
         else:
             export(fetch, options, tfe.check_mode, tfe.warn, result)
-    except ExportError as exc:
+    except FeedError as exc:
         tfe.fail_json(str(exc), **result)
     except TfeError as exc:
         tfe.fail_api(exc, "read the audit trail", hints=API_HINTS, **result)

@@ -21,7 +21,7 @@ first, under the key ``tfe_audit`` (``event.tfe_audit.resource.type``, ``event.t
     The position (``state_file``, else ``since``) is older than the 14 days HCP Terraform keeps: events between
     ``start`` and ``end`` may be lost. Once per position.
 
-The feed is the collection's export walk (``plugins/module_utils/_export.py``): one ``since`` per poll, pages
+The feed is the collection's export walk (``plugins/module_utils/_feed.py``): one ``since`` per poll, pages
 by number, repeats dropped, correct whichever order HCP Terraform lists events in. The blocking HTTP client
 runs in a daemon thread, so the event loop never waits for the network and stopping the rulebook never
 waits for a request in flight.
@@ -69,10 +69,10 @@ def _collections_root(path: str) -> str:
 # ansible-rulebook runs a source with runpy.run_path and does not put the collections path on sys.path: the
 # collection's own code is found from this file's location when it is not importable already.
 try:
-    from ansible_collections.tfe.audit.plugins.module_utils import _client, _export, _module, _time
+    from ansible_collections.tfe.audit.plugins.module_utils import _client, _cursor, _errors, _feed, _module, _spool, _time
 except ImportError:  # pragma: no cover - exercised by the real-engine tests (tests/eda)
     sys.path.insert(0, _collections_root(__file__))
-    from ansible_collections.tfe.audit.plugins.module_utils import _client, _export, _module, _time
+    from ansible_collections.tfe.audit.plugins.module_utils import _client, _cursor, _errors, _feed, _module, _spool, _time
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
@@ -312,8 +312,8 @@ class Options:
             self.since = str(self.since)
         if self.since and self.since.strip().lower() != "now":
             try:
-                self.since = _export.Cursor.after(self.since).timestamp
-            except _export.ExportError:
+                self.since = _cursor.Cursor.after(self.since).newest
+            except _errors.FeedError:
                 raise ArgumentError("since must be now or an RFC 3339 date-time with a time zone offset or Z, got %r; "
                                     "for example since: 2030-12-31T23:59:59.000Z" % self.since[:64]) from None
         elif self.since:
@@ -397,7 +397,7 @@ class AuditTrailSource:
         self.emitted = self.cursor.copy()
         self._unconfirmed = collections.deque()
         # A start position from since (above all "now") is written at once, so a restart does not take a new "now".
-        self._saved = self.cursor.to_dict() if from_state or self.cursor.timestamp is None else None
+        self._saved = self.cursor.to_dict() if from_state or self.cursor.horizon is None else None
         self._client = None
         self._client_token = None
         self._stop = threading.Event()
@@ -416,23 +416,23 @@ class AuditTrailSource:
         stored = None
         if path:
             try:
-                stored = _export.load_cursor(path)
-            except _export.ExportError as exc:
-                raise ArgumentError(str(exc).replace("cursor_file", "state_file")) from None
+                stored = _cursor.load_cursor(path, "state_file")
+            except _errors.FeedError as exc:
+                raise ArgumentError(str(exc)) from None
         if stored is not None:
             if stored.dest:
                 raise ArgumentError("state_file %s is the cursor_file of the export into %s; give the event source "
                                     "a state file of its own, for example state_file: "
                                     "/var/lib/tfe-audit/audit-trail-source.json" % (path, stored.dest))
-            if stored.timestamp and _time.parse_time(stored.timestamp) > _time.utcnow() + _export.FUTURE_ALLOWANCE:
+            if stored.newest and _time.parse_time(stored.newest) > _time.utcnow() + _cursor.FUTURE_ALLOWANCE:
                 raise ArgumentError("state_file %s says the source reached %s, which is later than now (%s) on this "
                                     "controller: it would skip every event until then. Fix the clock, or move the "
-                                    "state file away to start again from since." % (path, stored.timestamp, _now_text()))
-            if stored.timestamp:
+                                    "state file away to start again from since." % (path, stored.newest, _now_text()))
+            if not stored.empty:
                 return stored, True
         if self.options.since == "now":
-            return _export.Cursor.after(_now_text()), False
-        return _export.Cursor.after(self.options.since), False
+            return _cursor.Cursor.after(_now_text()), False
+        return _cursor.Cursor.after(self.options.since), False
 
     def _queued(self):
         """How many items the queue holds now; 0 when it cannot tell (ansible-rulebook wraps its asyncio.Queue
@@ -462,9 +462,9 @@ class AuditTrailSource:
         if current == self._saved:
             return None
         try:
-            _export.save_cursor(self.options.state_file, self.cursor)
-        except _export.ExportError as exc:
-            return _Problem(str(exc).replace("cursor_file", "state_file"), "state_file")
+            _cursor.save_cursor(self.options.state_file, self.cursor, "state_file")
+        except _errors.FeedError as exc:
+            return _Problem(str(exc), "state_file")
         self._saved = current
         return None
 
@@ -511,8 +511,8 @@ class AuditTrailSource:
         def work():
             spool, result, error = None, None, None
             try:
-                spool = _export.Spool()
-                result = (_export.walk(fetch, position, page_size, spool), spool)
+                spool = _spool.Spool()
+                result = (_feed.walk(fetch, position, page_size, spool, _time.utcnow()), spool)
             except BaseException as exc:  # pylint: disable=broad-except  # handed to the loop
                 error = exc
                 if spool is not None:
@@ -568,7 +568,7 @@ class AuditTrailSource:
             "token_file": self.options.token_file, "at": _now_text()}})
 
     async def _gap(self, position, oldest):
-        span = _export.gap(position, oldest, _time.utcnow())
+        span = _feed.gap(position, oldest, _time.utcnow())
         if not span or span[0] == self._gap_reported:
             return
         self._gap_reported = span[0]
@@ -600,20 +600,20 @@ class AuditTrailSource:
             else:
                 await self._failed(_describe(exc))
             return
-        except _export.ExportError as exc:
+        except _errors.FeedError as exc:
             await self._failed(_Problem(str(exc), "malformed"))
             return
         with spool:
             self.stale_token = None
             await self._recovered()
             await self._gap(position, seen.oldest)
-            await self._emit(spool)
+            await self._emit(spool, seen)
 
-    async def _emit(self, spool):
+    async def _emit(self, spool, seen):
         last_save, count = self._clock(), 0
         # follow() moves self.emitted past each event as it yields it, before the put: a put cancelled while waiting
         # for room puts nothing, but then the source is ending and emitted (the next poll's start) no longer matters.
-        for dummy, dummy_id, line in _export.follow(spool, self.emitted):
+        for dummy, dummy_id, line, dummy_ahead in _feed.follow(spool, self.emitted, _time.utcnow()):
             audit, changed = inert(json.loads(line.decode("utf-8")))
             event = {"tfe_audit": audit}
             if changed:  # the exact original too, in a form no template engine reads
@@ -625,8 +625,9 @@ class AuditTrailSource:
             if self._clock() - last_save >= SAVE_EVERY:
                 await self._save()
                 last_save = self._clock()
+        self.emitted.finish_walk(_time.format_time(seen.started), None)
         if count:
-            logger.debug("emitted %d audit event(s), now at %s", count, self.emitted.timestamp)
+            logger.debug("emitted %d audit event(s), now at %s", count, self.emitted.newest)
             await self._settle()
         await self._save()
 
@@ -673,7 +674,7 @@ class AuditTrailSource:
         """Poll every ``interval`` until cancelled; the state is written when cancelled."""
         options = self.options
         logger.info("reading the audit trail at %s every %ss, from %s%s", options.connection.base_url, options.interval,
-                    "after " + self.cursor.timestamp if self.cursor.timestamp else "the oldest event kept",
+                    "after " + self.cursor.newest if self.cursor.newest else "the oldest event kept",
                     ", state in %s" % options.state_file if options.state_file else "")
         if options.connection.plain_http_remote:
             logger.warning("hostname %s uses plain http to a host that is not loopback: the token travels "

@@ -126,7 +126,7 @@ def test_export_2506_events_newest_or_oldest_first_each_once(emulator, secret, f
     assert dest_ids(files["dest"]) == trail_ids(emulator)
     assert len(trail_gets(emulator)) == 3
     cursor = json.load(open(files["cursor_file"]))
-    assert cursor["dest_size"] == os.path.getsize(files["dest"]) and cursor["timestamp"] == result["next_since"]
+    assert cursor["dest_size"] == os.path.getsize(files["dest"]) and cursor["newest"] == result["next_since"]
     assert cursor["pending"] is None and secret not in open(files["cursor_file"]).read()
 
     emulator.seed_events(ORG, 10, start=later(), step_seconds=0.001)
@@ -150,7 +150,8 @@ def test_events_sharing_the_boundary_timestamp(emulator, secret, files, order):
     emulator.seed_events(ORG, 10, timestamp=boundary)
     first = run(emulator, secret, max_events=5, **files)  # stops in the middle of one timestamp
     assert first["count"] == 5 and first["next_since"] == boundary
-    assert len(json.load(open(files["cursor_file"]))["ids"]) == 4  # the token event is older
+    newest = json.load(open(files["cursor_file"]))["newest"]
+    assert len([key for key in json.load(open(files["cursor_file"]))["seen"] if key[0] == newest]) == 4  # the token event is older
 
     emulator.seed_events(ORG, 3, timestamp=boundary)  # late arrivals at the cursor's very timestamp
     second = run(emulator, secret, page_size=2, **files)
@@ -345,7 +346,7 @@ def test_a_cursor_15_days_old_is_a_gap_and_a_first_run_is_not(emulator, secret, 
     assert first["gap"] is False and warnings == []
     cursor = json.load(open(files["cursor_file"]))
     old = _export.format_time(datetime.now(UTC) - timedelta(days=15))
-    cursor.update(timestamp=old, ids=[])
+    cursor.update(newest=old, horizon=old, seen=[])
     with open(files["cursor_file"], "w") as handle:
         json.dump(cursor, handle)
     result = run(emulator, secret, **files)

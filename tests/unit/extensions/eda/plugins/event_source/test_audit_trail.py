@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
-from ansible_collections.tfe.audit.plugins.module_utils._export import Cursor, format_time, load_cursor, save_cursor
+from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor, load_cursor, save_cursor
+from ansible_collections.tfe.audit.plugins.module_utils._time import format_time
 
 ORG = "acme"
 ORDERS = ("newest", "oldest")
@@ -270,7 +271,7 @@ def test_cancelled_while_the_queue_is_full_records_what_was_put(emulator, secret
     assert [key(event) for event in taken] == trail(emulator)[:25]
     # 25 taken; the 26th sat in the queue (put, never taken) and the 27th put was cancelled: neither is recorded.
     assert saved.exported == 25
-    assert saved.timestamp == trail(emulator)[24][0] and trail(emulator)[24][1] in saved.ids
+    assert saved.newest == trail(emulator)[24][0] and tuple(trail(emulator)[24]) in saved.seen
 
 
 @pytest.mark.parametrize("save_every, recorded_during_backlog", [(0.0, True), (3600.0, False)])
@@ -307,7 +308,7 @@ def test_since_now_is_recorded_at_start_so_a_restart_keeps_it(emulator, secret, 
         return quiet
 
     assert run(first()) == []
-    start = load_cursor(str(state)).timestamp
+    start = load_cursor(str(state)).newest
     time.sleep(0.01)
     emulator.seed_events(ORG, count=3, step_seconds=0.001)  # while stopped, after "now"
 
@@ -395,7 +396,7 @@ def test_a_gap_is_reported_once_with_both_times(emulator, secret, tmp_path):
     emulator.seed_events(ORG, count=5)
     state = tmp_path / "state.json"
     old = format_time(datetime.now(timezone.utc) - timedelta(days=20))
-    save_cursor(str(state), Cursor(old, ["some-old-event"]))
+    save_cursor(str(state), Cursor(old, [(old, "some-old-event")], old))
 
     async def scenario():
         source = Running(args_for(emulator, secret, state_file=str(state)))
@@ -497,7 +498,8 @@ def test_string_arguments_from_rulebook_variables_are_accepted(emulator, secret)
 
 def test_an_export_cursor_is_refused_as_state_file(emulator, secret, tmp_path):
     state = tmp_path / "cursor.json"
-    save_cursor(str(state), Cursor("2030-01-01T00:00:00.000Z", ["x"], dest="/var/log/audit.ndjson"))
+    then = "2030-01-01T00:00:00.000Z"
+    save_cursor(str(state), Cursor(then, [(then, "x")], then, dest="/var/log/audit.ndjson"))
     with pytest.raises(audit_trail.ArgumentError, match="cursor_file of the export into /var/log/audit.ndjson"):
         run(audit_trail.main(asyncio.Queue(), args_for(emulator, secret, state_file=str(state))))
 
@@ -505,13 +507,14 @@ def test_an_export_cursor_is_refused_as_state_file(emulator, secret, tmp_path):
 def test_a_damaged_state_file_is_named(emulator, secret, tmp_path):
     state = tmp_path / "state.json"
     state.write_text("{not json")
-    with pytest.raises(audit_trail.ArgumentError, match="state_file .*state.json is not JSON"):
+    with pytest.raises(audit_trail.ArgumentError, match=r"state_file .*state.json is not a cursor \(not JSON\)"):
         run(audit_trail.main(asyncio.Queue(), args_for(emulator, secret, state_file=str(state))))
 
 
 def test_a_state_from_the_future_is_refused(emulator, secret, tmp_path):
     state = tmp_path / "state.json"
-    save_cursor(str(state), Cursor(format_time(datetime.now(timezone.utc) + timedelta(days=1)), ["x"]))
+    ahead = format_time(datetime.now(timezone.utc) + timedelta(days=1))
+    save_cursor(str(state), Cursor(ahead, [(ahead, "x")], ahead))
     with pytest.raises(audit_trail.ArgumentError, match="later than now"):
         run(audit_trail.main(asyncio.Queue(), args_for(emulator, secret, state_file=str(state))))
 
@@ -541,7 +544,7 @@ def test_after_a_poll_the_state_holds_every_event_the_engine_took(emulator, secr
 
     saved = run(scenario())
     assert saved.exported == 31
-    assert saved.timestamp == trail(emulator)[-1][0] and trail(emulator)[-1][1] in saved.ids
+    assert saved.newest == trail(emulator)[-1][0] and tuple(trail(emulator)[-1]) in saved.seen
 
 
 def test_a_keyboard_interrupt_inside_the_source_goes_back_to_the_event_loop(emulator, secret, tmp_path):
