@@ -52,7 +52,9 @@ ROLE_TASKS = """
     - name: The role, {store} store ({run})
       ansible.builtin.import_role:
         name: tfe.audit.audit_trail_token
+      check_mode: {check_mode}
       vars:
+        audit_trail_token_state: {state}
         audit_trail_token_organization: acme
         audit_trail_token_api_token: "{{{{ api_token }}}}"
         audit_trail_token_store: {store}
@@ -114,8 +116,16 @@ def password_file(tmp_path):
     return path
 
 
+ROLE_RUNS = (("creates", "false", "present"), ("verifies the stored secret", "false", "present"),
+             ("check mode", "true", "present"), ("absent", "false", "absent"))
+
+
+def role_task(store, run="creates", check_mode="false", state="present"):
+    return ROLE_TASKS.format(store=store, run=run, check_mode=check_mode, state=state)
+
+
 def role_tasks(store):
-    return "".join(ROLE_TASKS.format(store=store, run=run) for run in ("creates", "verifies the stored secret"))
+    return "".join(role_task(store, *run) for run in ROLE_RUNS)
 
 
 @pytest.mark.parametrize("become", [False, True], ids=["without become", "with become (sudo)"])
@@ -127,8 +137,9 @@ def test_no_secret_argument_is_written_to_a_temp_file(play, emulator, become):
     assert run.rc == 0, run
     assert len(emulator.issued_secrets) == 3, "the module and each store generated a token"
     assert written == ["AnsiballZ_ping.py"], "only the control task's module was written to disk: %s" % written
-    # Each module ran: the token module 4 times (twice directly, once per store's run), then community.hashi_vault.
-    assert run.stdout.count("Using module file") >= 9, run
+    assert emulator.audit_trail_token("acme") is None, "the last run deleted the token"
+    # Each module ran: the token module 10 times (twice directly, 4 runs of each store), community.hashi_vault's too.
+    assert run.stdout.count("Using module file") >= 15, run
     if become:
         assert sudo_calls >= 5, "the control and the token modules ran through sudo (%d calls)" % sudo_calls
     else:
@@ -137,8 +148,8 @@ def test_no_secret_argument_is_written_to_a_temp_file(play, emulator, become):
 
 @pytest.mark.parametrize("tasks", [
     MODULE_TASKS.replace("ansible.builtin.ping:", "ansible.builtin.meta: noop"),
-    ROLE_TASKS.format(store="ansible_vault", run="creates"),
-    ROLE_TASKS.format(store="hashi_vault", run="creates"),
+    role_task("ansible_vault"),
+    role_task("hashi_vault"),
 ], ids=["the module", "the Ansible Vault store", "the HashiCorp Vault store"])
 def test_a_become_method_that_cannot_pipeline_is_refused_before_any_api_call(play, emulator, openbao, tasks):
     run, written, sudo_calls = play(tasks, become=True, method="su")
