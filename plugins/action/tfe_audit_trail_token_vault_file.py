@@ -29,11 +29,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token_vault_file import (
-    MUTUALLY_EXCLUSIVE,
-    OWN_OPTIONS,
-    argument_spec,
-)
+from ansible_collections.tfe.audit.plugins.module_utils._module import TOKEN_MUTUALLY_EXCLUSIVE
+from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token_vault_file import OWN_OPTIONS, argument_spec
 from ansible_collections.tfe.audit.plugins.plugin_utils._hidden_result import hide_secret
 from ansible_collections.tfe.audit.plugins.plugin_utils._pipelining import run_pipelined
 from ansible_collections.tfe.audit.plugins.plugin_utils._store_error import StoreError
@@ -90,7 +87,7 @@ class ActionModule(ActionBase):
                                  % key)
         # Types and choices of every option; the module checks the values of its own (dates, durations, ...).
         validation, dummy = self.validate_argument_spec(argument_spec=argument_spec(),
-                                                        mutually_exclusive=MUTUALLY_EXCLUSIVE)
+                                                        mutually_exclusive=TOKEN_MUTUALLY_EXCLUSIVE)
         options = dict((key, plain(validation.validated_parameters[key])) for key in OWN_OPTIONS)
         module_args = dict((key, value) for key, value in self._task.args.items() if key not in OWN_OPTIONS)
         _check(options)

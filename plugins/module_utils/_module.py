@@ -10,6 +10,7 @@ options themselves are resolved in ``_connection``.
 """
 
 import re
+from http import HTTPStatus
 from datetime import timedelta
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -188,7 +189,8 @@ class TfeModule:
         where = " for organization %r" % organization if organization else ""
         hint = (hints or {}).get(exc.status) if exc.kind == "http" else None
         if hint:
-            explanation = ": HTTP %s from %s. %s" % (exc.status, self.connection.base_url, hint)
+            said = " HCP Terraform said: %s." % exc.details if _more_than_status(exc) else ""
+            explanation = ": HTTP %s from %s. %s%s" % (exc.status, self.connection.base_url, hint, said)
         else:
             explanation = self._explain(exc)
         error = dict(status=exc.status, kind=exc.kind, method=exc.method, path=exc.path, errors=exc.errors)
@@ -224,3 +226,12 @@ class TfeModule:
 
     def exit_json(self, **result):
         self.module.exit_json(**result)
+
+
+def _more_than_status(exc):
+    """Whether the server's error texts say more than its status does ("not found" for a 404 does not)."""
+    try:
+        phrase = HTTPStatus(exc.status).phrase.lower()
+    except (TypeError, ValueError):
+        phrase = None
+    return bool(exc.details) and exc.details.strip().lower() != phrase

@@ -165,8 +165,9 @@ reason:
 
 from datetime import timedelta
 
-from ansible_collections.tfe.audit.plugins.module_utils._errors import OptionError, TfeError
+from ansible_collections.tfe.audit.plugins.module_utils._errors import OptionError
 from ansible_collections.tfe.audit.plugins.module_utils._module import (
+    TOKEN_MUTUALLY_EXCLUSIVE,
     TfeModule,
     format_rfc3339,
     organization_argument_spec,
@@ -179,8 +180,6 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
 from ansible_collections.tfe.audit.plugins.module_utils._time import utcnow
 
 METADATA = ("id", "created_at", "expired_at", "last_used_at")
-# Both set the new token's expiry.
-MUTUALLY_EXCLUSIVE = [("expired_at", "lifetime")]
 
 
 def parse_options(params, now):
@@ -230,14 +229,6 @@ def _metadata(token):
     return dict((key, (token or {}).get(key)) for key in METADATA)
 
 
-def _call(tfe, step, organization, method, *args):
-    """One API call; a failure ends the run with a message that names the step and the organization."""
-    try:
-        return method(*args)
-    except TfeError as exc:
-        tfe.fail_api(exc, step, organization)
-
-
 def _decide(tfe, current, options, now):
     """``decide()``, then the known_token check (one request) when nothing else asks for a new token."""
     decision = (current, options["state"], options["force_regenerate"], options["expired_at"],
@@ -246,9 +237,8 @@ def _decide(tfe, current, options, now):
     known = options["known_token"]
     if operation != "none" or options["state"] != "present" or known is None:
         return operation, reason
-    live = bool(known) and (not options["verify_known_token"] or _call(
-        tfe, "check the known_token against the audit trail", options["organization"],
-        tfe.client.audit_trail_token_is_live, known))
+    tfe.doing("check the known_token against the audit trail", options["organization"])
+    live = bool(known) and (not options["verify_known_token"] or tfe.client.audit_trail_token_is_live(known))
     return decide(*decision, known_token_live=live)
 
 
@@ -260,10 +250,10 @@ def _act(tfe, operation, reason, current, options, now):
         expiry = format_rfc3339(expiry) if expiry else None
         if tfe.check_mode:
             return operation, reason, dict(expired_at=expiry)
-        return operation, reason, _call(tfe, "%s the audit trail token" % operation, organization,
-                                        tfe.client.create_audit_trail_token, organization, expiry)
-    if operation == "delete" and not tfe.check_mode and not _call(
-            tfe, "delete the audit trail token", organization, tfe.client.delete_audit_trail_token, organization):
+        tfe.doing("%s the audit trail token" % operation, organization, CREATE_HINTS)
+        return operation, reason, tfe.client.create_audit_trail_token(organization, expiry)
+    tfe.doing("delete the audit trail token", organization)
+    if operation == "delete" and not tfe.check_mode and not tfe.client.delete_audit_trail_token(organization):
         return "none", "the token was already gone", None
     return operation, reason, None if operation == "delete" else current
 
@@ -297,16 +287,30 @@ def main():
             verify_known_token=dict(type="bool", default=True),
             **token_argument_spec()
         ),
-        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        mutually_exclusive=TOKEN_MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
     )
     now = utcnow()
     options = tfe.option(parse_options, tfe.params, now)
-    current = _call(tfe, "read the audit trail token", options["organization"],
-                    tfe.client.read_audit_trail_token, options["organization"])
+    tfe.run(ensure, tfe, options, now)
+
+
+# A create refused for its attributes: the one the module sends is the expiry, which an organization's token
+# lifetime policy may cap (the status of such a refusal is not documented: both are played by the emulator).
+_LIFETIME_POLICY = ("HCP Terraform refused the new token's expiry. The organization may limit how long its audit "
+                    "trail tokens live (an organization token lifetime policy for audit_trails): set lifetime or "
+                    "expired_at within the longest lifetime it allows, which the answer below may name, or leave "
+                    "both unset for HCP Terraform's own default.")
+CREATE_HINTS = {400: _LIFETIME_POLICY, 422: _LIFETIME_POLICY}
+
+
+def ensure(tfe, options, now):
+    """Read, decide, act, report. An API failure ends the run at ``TfeModule.run``, in the words of ``doing``."""
+    tfe.doing("read the audit trail token", options["organization"])
+    current = tfe.client.read_audit_trail_token(options["organization"])
     operation, reason = _decide(tfe, current, options, now)
     operation, reason, after = _act(tfe, operation, reason, current, options, now)
-    tfe.exit_json(**_report(tfe, operation, reason, current, after, options, now))
+    return _report(tfe, operation, reason, current, after, options, now)
 
 
 if __name__ == "__main__":

@@ -195,7 +195,11 @@ token:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tfe.audit.plugins.module_utils._connection import connection_argument_spec
-from ansible_collections.tfe.audit.plugins.module_utils._module import organization_argument_spec, token_argument_spec
+from ansible_collections.tfe.audit.plugins.module_utils._module import (
+    TOKEN_MUTUALLY_EXCLUSIVE,
+    organization_argument_spec,
+    token_argument_spec,
+)
 
 
 # The one argument spec of tfe.audit.tfe_audit_trail_token_vault_file: this stub's (for the sanity tests'
@@ -209,7 +213,6 @@ OWN_OPTIONS = dict(
     lock_timeout=dict(type="float", default=300),
     verify=dict(type="bool", default=True),
 )
-MUTUALLY_EXCLUSIVE = [("expired_at", "lifetime")]
 
 
 def argument_spec():
@@ -222,7 +225,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=TOKEN_MUTUALLY_EXCLUSIVE, supports_check_mode=True)
     module.fail_json(msg="tfe.audit.tfe_audit_trail_token_vault_file runs only as an action on the controller "
                          "(its action plugin); it cannot be run as a module on its own")
 

@@ -370,3 +370,35 @@ def test_the_clients_warnings_are_emitted_and_the_secret_returned(emulator, monk
     assert result["expired_at"] is None and result["diff"]["after"]["expired_at"] is None
     assert warnings == answer["warnings"]
     assert "warnings" not in result["diff"]["after"] and answer["token"] not in json.dumps(result["diff"])
+
+
+# -- the organization's token lifetime policy --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("refusal", ["422", "400"])
+def test_a_create_beyond_the_lifetime_policy_names_the_policy_and_the_longest_lifetime(emulator, refusal):
+    """The status of such a refusal is not documented: both are played. The old token stays (nothing was replaced)."""
+    emulator.set_readings(ttl_refusal=refusal)
+    old = emulator.regenerate_audit_trail_token("acme")
+    emulator.set_token_ttl_policy("acme", timedelta(days=30))
+    result, failed = run_module(module.main, dict(hostname=emulator.url, token=TOKEN, organization="acme",
+                                                  lifetime="90d", force_regenerate=True))
+    assert failed and result["error"]["status"] == int(refusal)
+    assert "token lifetime policy" in result["msg"] and "lifetime or expired_at" in result["msg"]
+    assert "maximum lifetime for audit trail tokens is 30 days" in result["msg"]  # what the answer said
+    assert emulator.audit_trail_token("acme")["id"] == old["id"]
+    within, failed = run_module(module.main, dict(hostname=emulator.url, token=TOKEN, organization="acme",
+                                                  lifetime="20d", force_regenerate=True))
+    assert not failed and within["operation"] == "regenerate"
+
+
+def test_a_stored_token_over_a_lowered_policy_is_rotated_as_a_stale_one_is(emulator):
+    """The role's path: known_token is checked against the audit trail; over the new limit it answers 401."""
+    stored = emulator.regenerate_audit_trail_token("acme")["token"]  # two years, the default
+    emulator.set_token_ttl_policy("acme", timedelta(days=30))
+    result, failed = run_module(module.main, dict(hostname=emulator.url, token=TOKEN, organization="acme",
+                                                  known_token=stored))
+    assert not failed and result["operation"] == "regenerate" and "not the live token" in result["reason"]
+    live = emulator.audit_trail_token("acme")
+    assert live["token"] == result["token"] != stored
+    assert module.parse_rfc3339(live["expired_at"]) - module.parse_rfc3339(live["created_at"]) <= timedelta(days=30)
