@@ -109,6 +109,9 @@ def test_the_module_returns_the_new_secret(emulator, play):
     assert_clean(run, live)
     assert len(posts(emulator)) == 1
     assert (run.workdir / "token.sha256").read_text() == hashlib.sha256(live.encode()).hexdigest()
+    # The warning names the field it could not take, never its value.
+    warning = " ".join(run.stderr.split())
+    assert "expired_at" in warning and OVERFLOW not in run.stdout + run.stderr, run
 
 
 def decrypt(path):
