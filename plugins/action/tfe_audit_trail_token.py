@@ -13,28 +13,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.text.converters import to_native
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.tfe.audit.plugins.plugin_utils._hidden_result import hide_secret
-from ansible_collections.tfe.audit.plugins.plugin_utils._pipelining import run_pipelined
-
-MODULE = "tfe.audit.tfe_audit_trail_token"
+from ansible_collections.tfe.audit.plugins.plugin_utils._pipelining import PipelinedAction
 
 
-class ActionModule(ActionBase):
+class ActionModule(PipelinedAction):
 
-    _supports_check_mode = True
+    MODULE = "tfe.audit.tfe_audit_trail_token"
     # An async job's result is read back by async_status, past this plugin: it would print the secret.
     _supports_async = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        try:
-            run_pipelined(self, MODULE, self._task.args)
-        except AnsibleActionFail as exc:
-            result.update(failed=True, changed=False, msg=to_native(exc.message))
-            return result
-        result.update(self._execute_module(task_vars=task_vars))
+    def finish(self, result):
         return hide_secret(self._task, result)

@@ -20,12 +20,36 @@ __metaclass__ = type
 
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.action import ActionBase
 
-# The arguments of tfe.audit.tfe_audit_trail_token that hold a secret (tfe_token: the alias of token).
+# The arguments of the collection's modules that hold a secret (tfe_token: the alias of token).
 SECRET_OPTIONS = ("known_token", "token", "tfe_token")
 
 
-def run_pipelined(action, module_name, module_args):
+class PipelinedAction(ActionBase):
+    """The action of a module whose arguments may hold a secret (every module of the collection takes ``token``):
+    the module runs pipelined, or the task fails before anything runs. Subclasses name ``MODULE``."""
+
+    _supports_check_mode = True
+    MODULE = None
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        try:
+            run_pipelined(self, self.MODULE, self._task.args, wrap_async=self._task.async_val)
+        except AnsibleActionFail as exc:
+            result.update(failed=True, changed=False, msg=to_native(exc.message))
+            return result
+        result.update(self._execute_module(module_name=self.MODULE, task_vars=task_vars,
+                                           wrap_async=self._task.async_val))
+        return self.finish(result)
+
+    def finish(self, result):
+        return result
+
+
+def run_pipelined(action, module_name, module_args, wrap_async=False):
     """Make ``action`` run its module pipelined for this task when the connection can.
 
     Raises ``AnsibleActionFail`` (before anything ran) when ansible-core would still not pipeline it and
@@ -37,17 +61,20 @@ def run_pipelined(action, module_name, module_args):
     if getattr(connection, "has_pipelining", False):
         # Only this task's connection: ansible-core sets every connection's options again for each task.
         connection.set_option("pipelining", True)
-    if action._is_pipelining_enabled("new"):
+    if action._is_pipelining_enabled("new", wrap_async=bool(wrap_async)):
         return
     secrets = [name for name in SECRET_OPTIONS if module_args.get(name)]
     if secrets:
         raise AnsibleActionFail(
             "refusing to run %s: its arguments hold a secret (%s), and %s, so ansible-core would write them to a temp "
-            "file in clear text. %s; nothing was changed" % (module_name, ", ".join(secrets), *_why_not(connection)))
+            "file in clear text. %s; nothing was changed" % (module_name, ", ".join(secrets),
+                                                             *_why_not(connection, wrap_async)))
 
 
-def _why_not(connection):
+def _why_not(connection, wrap_async=False):
     """``(why this task cannot run pipelined, what to do)``."""
+    if wrap_async:
+        return ("it runs asynchronously (async), which never pipelines", "Run the task without async")
     if C.DEFAULT_KEEP_REMOTE_FILES:
         return ("ANSIBLE_KEEP_REMOTE_FILES (keep_remote_files in ansible.cfg) is enabled, which keeps every "
                 "module's arguments on disk", "Unset it for this run")

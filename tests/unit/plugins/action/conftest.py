@@ -28,12 +28,13 @@ def local_connection(play_context, become=None):
 
 @pytest.fixture
 def run_action(monkeypatch):
-    """run_action(plugin_module, name, args, module_result=None, check_mode=False, become=None, loader=None)
+    """run_action(plugin_module, name, args, module_result=None, check_mode=False, become=None, loader=None, async_val=0)
     -> (result, [(module name, module args, whether ansible-core runs it pipelined)], connection)."""
 
-    def run(plugin_module, name, args, module_result=None, check_mode=False, become=None, loader=None):
+    def run(plugin_module, name, args, module_result=None, check_mode=False, become=None, loader=None, async_val=0):
         task = Task.load(dict(action=dict(module=name, args=args)))
         task.args = dict(args)
+        task.async_val = async_val
         play_context = PlayContext()
         play_context.check_mode = check_mode
         connection = local_connection(play_context, become)

@@ -6,6 +6,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib
+
 import pytest
 
 from ansible_collections.tfe.audit.plugins.action import tfe_audit_trail_token as action_plugin
@@ -70,3 +72,26 @@ def test_a_result_without_a_secret_is_shown(run_action):
     result, dummy, dummy2 = run(run_action, {}, module_result=dict(changed=False, operation="none", id="at-1"))
 
     assert "_ansible_no_log" not in result and result["operation"] == "none"
+
+
+@pytest.mark.parametrize("name", ["tfe_audit_trail_events", "tfe_audit_trail_token_info"])
+def test_the_reading_modules_run_pipelined_or_refuse_their_token(run_action, name):
+    """Their token (the audit trail token, the API token) is as secret as the token module's arguments."""
+    plugin = importlib.import_module("ansible_collections.tfe.audit.plugins.action.%s" % name)
+    fqcn = "tfe.audit.%s" % name
+    reading = dict(count=3, events=[])
+    result, calls, connection = run_action(plugin, fqcn, dict(token="audit-trail-secret"), module_result=reading)
+    assert connection.get_option("pipelining") is True and [(n, p) for n, dummy, p in calls] == [(fqcn, True)]
+    assert result["count"] == 3 and "_ansible_no_log" not in result  # nothing secret in a reading's result
+    refused, calls, dummy = run_action(plugin, fqcn, dict(token="audit-trail-secret"), become="su")
+    assert refused["failed"] and calls == [] and "refusing to run %s" % fqcn in refused["msg"]
+    assert "audit-trail-secret" not in refused["msg"]
+    from_env, calls, dummy = run_action(plugin, fqcn, dict(), module_result=reading, become="su")
+    assert not from_env.get("failed") and [p for dummy, dummy2, p in calls] == [False]  # TFE_TOKEN: no secret arg
+
+
+def test_an_async_export_with_its_token_in_the_arguments_is_refused(run_action):
+    """async never pipelines: the module and its arguments would be written to disk for the whole job."""
+    plugin = importlib.import_module("ansible_collections.tfe.audit.plugins.action.tfe_audit_trail_events")
+    result, calls, dummy = run_action(plugin, "tfe.audit.tfe_audit_trail_events", dict(token="s"), async_val=600)
+    assert result["failed"] and calls == [] and "runs asynchronously" in result["msg"]
