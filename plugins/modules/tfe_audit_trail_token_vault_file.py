@@ -102,6 +102,8 @@ options:
     choices: [present, absent]
     default: present
 notes:
+  - Every run reads the organization's audit trail token, which HCP Terraform records in the audit trail as an
+    C(authentication_token) event with the action C(show).
   - Runs only as an action on the controller; calling the module file directly fails.
   - The lock file C(.<file name>.lock) stays beside the file (removing it could let two runs hold different locks).
   - The task's arguments include the API token when it comes from C(module_defaults) or O(token); with
