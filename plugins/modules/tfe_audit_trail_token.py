@@ -64,7 +64,7 @@ options:
     default: true
 notes:
   - Every run reads the organization's audit trail token, and HCP Terraform records a token read in the audit trail
-    (an C(authentication_token) event with the action C(show)): a scheduled run adds one event each time.
+    (an C(authentication_token) event with the action C(show)), so a scheduled run adds one event each time.
 seealso:
   - module: tfe.audit.tfe_audit_trail_token_info
   - name: Audit trail tokens API
