@@ -47,7 +47,8 @@ class Export:
             subprocess.run([str(self.wrapper), str(BENCH / "floor_export.py"), self.emu.url, self.secret, str(dest)],
                            check=True, capture_output=True, timeout=3600)
         row = rss_rows(self.log)[-1]
-        row["argv"] = [Path(row["argv"][0]).name]  # no temp paths or tokens in the results
+        # No temp paths or tokens in the results; a pipelined module comes on stdin, with no argument.
+        row["argv"] = [Path(row["argv"][0]).name] if row["argv"] else ["(module, pipelined)"]
         lines = sum(1 for dummy in open(dest, "rb"))
         assert lines == self.total, "%s wrote %d events, expected %d" % (kind, lines, self.total)
         self.digests.add(sorted_digest(dest))
