@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import errno
 import os
 import stat
@@ -107,18 +108,14 @@ class TempFile(object):
         self.path = None
 
     def discard(self):
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
-        if self.path is not None:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-            self.path = None
+        """Close and remove the temp file, whatever is left of it; never raises."""
+        fd, path, self.fd, self.path = self.fd, self.path, None, None
+        with contextlib.suppress(OSError):
+            if fd is not None:
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            if path is not None:
+                os.unlink(path)
 
 
 def atomic_write(path, data):
