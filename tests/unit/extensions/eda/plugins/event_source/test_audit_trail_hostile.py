@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The event source against a hostile server, a leaky proxy and an unsafe library: no template reaches a playbook,
+no token reaches an event or a log line, and requests older than 2.28 is refused at start."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+
+import pytest
+
+from ansible.template import Templar
+
+from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
+from ansible_collections.tfe.audit.plugins.module_utils import _client
+from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
+    ORG, Running, args_for, control, make_fast, plant, run)
+
+# Each form in which ansible-core 2.18 to 2.21 may render a string (see plugins/module_utils/_untrusted.py).
+FORMS = {
+    "variable": "{{ lookup('ansible.builtin.pipe', 'id') }}",
+    "block": "{% set x = lookup('ansible.builtin.pipe', 'id') %}",
+    "comment": "{# a comment #}",
+    "header_variable": "#jinja2:variable_start_string:'[[', variable_end_string:']]'\n[[ lookup('pipe','id > f') ]]",
+    "header_block": "#jinja2:block_start_string:'[%', block_end_string:'%]'\n[% set x = lookup('pipe','id') %]",
+    "header_line_statement": "#jinja2:line_statement_prefix:'%'\n% set x = lookup('pipe','id')\n",
+    "header_spaces": "#jinja2: variable_start_string: '<<' , variable_end_string: '>>'\n<< lookup('pipe','id') >>",
+    "header_bare": "#jinja2:",
+}
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    make_fast(monkeypatch)
+
+
+@pytest.fixture
+def secret(emulator):
+    return emulator.regenerate_audit_trail_token(ORG)["token"]
+
+
+def planted_event():
+    """An audit event with every form in values, in keys and in nested lists."""
+    return {"id": "planted-1", "version": "0", "type": "Resource", "timestamp": "2030-01-01T00:00:00.000Z",
+            "auth": {"accessor_id": "user-planted", "description": FORMS["header_variable"], "type": "Client"},
+            "request": {"id": FORMS["header_line_statement"]},
+            "resource": {"id": "ws-1", "type": "workspace", "action": "destroy",
+                         "meta": {"values": dict(FORMS), "keys": dict((form, name) for name, form in FORMS.items()),
+                                  "lists": [[form] for form in FORMS.values()]}}}
+
+
+def strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+def templates_in(value):
+    """The strings of ``value`` that the installed ansible-core, or any supported one, would render."""
+    installed = Templar(loader=None).is_possibly_template
+    return [text for text in strings(value)
+            if installed(text) or text.startswith("#jinja2:") or any(start in text for start in ("{{", "{%", "{#"))]
+
+
+def test_no_form_of_template_planted_in_an_audit_event_reaches_the_queue(emulator, secret):
+    planted = planted_event()
+    plant(emulator, planted)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take(2)
+        await source.stop()
+        return events
+
+    event = next(event for event in run(scenario()) if event["tfe_audit"]["id"] == "planted-1")
+    assert templates_in(event) == []
+    assert json.loads(base64.b64decode(event["tfe_audit_original"])) == planted
+    assert event["tfe_audit"]["auth"]["description"].startswith("# jinja2:")
+    assert len(event["tfe_audit"]["resource"]["meta"]["keys"]) == len(FORMS)  # no two keys became one
+
+
+def test_a_planted_template_is_emitted_inert_with_the_original_beside_it(emulator, secret):
+    from tfe_emulator import User, _now  # pylint: disable=import-outside-toplevel
+
+    plant = "{{ lookup('ansible.builtin.pipe', 'id') }}{%raw%}"
+    with emulator._lock:  # pylint: disable=protected-access
+        emulator._append_event(emulator._orgs[ORG], User("user-planted", plant), "workspace",  # pylint: disable=protected-access
+                               "ws-1", "destroy", _now())
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take(2)
+        await source.stop()
+        return events
+
+    events = run(scenario())
+    planted = [event for event in events if event["tfe_audit"]["auth"]["accessor_id"] == "user-planted"]
+    assert len(planted) == 1
+    assert planted[0]["tfe_audit"]["auth"]["description"] == "{ { lookup('ansible.builtin.pipe', 'id') }}{ %raw%}"
+    assert json.loads(base64.b64decode(planted[0]["tfe_audit_original"]))["auth"]["description"] == plant
+    assert all("tfe_audit_original" not in event for event in events if event is not planted[0])
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_an_error_title_from_the_server_reaches_the_queue_inert(emulator, secret, form):
+    emulator.add_fault(method="GET", path="audit-trail", status=500,
+                       body=json.dumps({"errors": [{"status": "500", "title": FORMS[form]}]}))
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take_until(lambda event: "tfe_audit_source_error" in event)
+        await source.stop()
+        return events
+
+    errors = control(run(scenario()), "tfe_audit_source_error")
+    assert len(errors) == 1 and "HTTP 500" in errors[0]["message"]
+    assert templates_in(errors) == []
+
+
+@pytest.mark.parametrize("origin", ["token", "token_file", "TFE_AUDIT_TRAIL_TOKEN", "TFE_TOKEN"])
+def test_a_server_that_quotes_the_token_gets_it_masked_in_the_event_and_the_log(emulator, secret, origin, tmp_path,
+                                                                                monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    args = args_for(emulator)
+    if origin == "token":
+        args["token"] = secret
+    elif origin == "token_file":
+        (tmp_path / "token").write_text(secret + "\n")
+        args["token_file"] = str(tmp_path / "token")
+    else:
+        monkeypatch.setenv(origin, secret)
+    emulator.add_fault(method="GET", path="audit-trail", status=500,
+                       body=json.dumps({"errors": [{"title": "rejected header Authorization: Bearer %s" % secret}]}))
+
+    async def scenario():
+        source = Running(args)
+        events = await source.take_until(lambda event: "tfe_audit_source_recovered" in event)
+        await source.stop()
+        return events
+
+    events = run(scenario())
+    error = control(events, "tfe_audit_source_error")[0]
+    assert "rejected header Authorization: Bearer ********" in error["message"]
+    assert "Bearer ********" in caplog.text
+    assert secret not in json.dumps(events) + caplog.text
+
+
+def test_a_token_used_before_stays_masked_after_the_token_file_changed(emulator, secret, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    token_file = tmp_path / "token"
+    token_file.write_text(secret)
+
+    async def scenario():
+        source = Running(args_for(emulator, token_file=str(token_file)))
+        await source.take(1)
+        fresh = emulator.regenerate_audit_trail_token(ORG)["token"]
+        await source.take_until(lambda event: "tfe_audit_token_stale" in event)
+        token_file.write_text(fresh)
+        await source.take(1)  # the new token's own creation: the new token is in use
+        emulator.add_fault(method="GET", path="audit-trail", status=500, body=json.dumps(
+            {"errors": [{"title": "old %s new %s" % (secret, fresh)}]}))
+        events = await source.take_until(lambda event: "tfe_audit_source_error" in event)
+        await source.stop()
+        return events, fresh
+
+    events, fresh = run(scenario())
+    assert control(events, "tfe_audit_source_error")[0]["message"].endswith("old ******** new ********")
+    assert secret not in json.dumps(events) + caplog.text and fresh not in json.dumps(events) + caplog.text
+
+
+def test_a_token_quoted_inside_an_audit_event_is_masked_there_and_in_the_original(emulator, secret):
+    planted = planted_event()
+    planted["auth"]["description"] = "token %s" % secret
+    plant(emulator, planted)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take(2)
+        await source.stop()
+        return events
+
+    events = run(scenario())
+    assert secret not in json.dumps(events)
+    event = next(event for event in events if event["tfe_audit"]["id"] == "planted-1")
+    assert event["tfe_audit"]["auth"]["description"] == "token ********"
+    assert secret not in base64.b64decode(event["tfe_audit_original"]).decode("utf-8")
+
+
+def test_a_requests_older_than_2_28_is_refused_at_start(emulator, secret, monkeypatch):
+    """requests 2.25 to 2.27 turn TLS verification off when CURL_CA_BUNDLE is empty: the token would go to anyone."""
+    monkeypatch.setattr(_client, "REQUESTS_VERSION", "2.27.1")
+    with pytest.raises(ValueError, match=r"requests 2\.27\.1 is too old.*requests >= 2\.28"):
+        run(asyncio.wait_for(audit_trail.main(asyncio.Queue(1), args_for(emulator, secret)), 5))
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("given, warned", [("token", True), ("token_file", False), ("environment", False)])
+def test_a_literal_token_is_warned_about_at_start(emulator, secret, tmp_path, monkeypatch, caplog, given, warned):
+    args = args_for(emulator)
+    if given == "token":
+        args["token"] = secret
+    elif given == "token_file":
+        (tmp_path / "token").write_text(secret)
+        args["token_file"] = str(tmp_path / "token")
+    else:
+        monkeypatch.setenv("TFE_AUDIT_TRAIL_TOKEN", secret)
+
+    async def scenario():
+        source = Running(args)
+        await source.take(1)
+        await source.stop()
+
+    run(scenario())
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any("ansible-rulebook prints the arguments of its sources at -vv" in text for text in warnings) == warned
