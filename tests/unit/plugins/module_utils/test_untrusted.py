@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ansible.template import Templar
 
 from ansible_collections.tfe.audit.plugins.module_utils import _untrusted
+from ansible_collections.tfe.audit.tests.shared.template_forms import renders, strings
 from ansible_collections.tfe.audit.plugins.module_utils._untrusted import (
     MASK, REFUSED, Censor, inert, inert_json, inert_text)
 
@@ -32,34 +33,16 @@ def fresh_cache(monkeypatch):
     monkeypatch.setattr(_untrusted, "_checked", {})
 
 
-def renders(text):
-    """Whether any supported ansible-core (2.18: delimiters after the header; 2.19+: the header alone) or the
-    installed one may render ``text``."""
-    return text.startswith("#jinja2:") or any(start in text for start in ("{{", "{%", "{#")) or installed(text)
-
-
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | TEMPLATE_TEXT,
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEMPLATE_TEXT, inner, max_size=4),
                            max_leaves=12)
-
-
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 @settings(max_examples=400, deadline=None)
 @given(json_values)
 def test_inert_leaves_nothing_any_ansible_renders_and_touches_nothing_else(value):
     copy, changed = inert(value)
-    assert not any(renders(text) for text in _strings(copy))
+    assert not any(renders(text, installed) for text in strings(copy))
     assert changed == (copy != value)
 
 
@@ -80,7 +63,7 @@ def test_an_escaped_delimiter_is_no_way_around_the_check():
 @settings(max_examples=400, deadline=None)
 @given(st.text())
 def test_text_that_is_no_template_comes_out_unchanged(text):
-    if not renders(text):
+    if not renders(text, installed):
         assert inert_text(text) == text
 
 

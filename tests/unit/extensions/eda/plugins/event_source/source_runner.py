@@ -124,3 +124,15 @@ class Running:
 
 def run(coroutine):
     return asyncio.run(coroutine)
+
+
+def first_events(args, count):
+    """The first ``count`` events a source started with ``args`` puts on its queue; then it is stopped."""
+
+    async def scenario():
+        source = Running(args)
+        events = await source.take(count)
+        await source.stop()
+        return events
+
+    return run(scenario())

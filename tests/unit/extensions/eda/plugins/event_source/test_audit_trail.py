@@ -20,17 +20,8 @@ from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import au
 from ansible_collections.tfe.audit.plugins.module_utils._export import Cursor, format_time, load_cursor, save_cursor
 from ansible_collections.tfe.audit.plugins.plugin_utils import _source
 from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
-    ORDERS, ORG, Running, args_for, control, key, make_fast, run, trail)
+    ORDERS, ORG, Running, args_for, control, key, run, trail)
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    make_fast(monkeypatch)
-
-
-@pytest.fixture
-def secret(emulator):
-    return emulator.regenerate_audit_trail_token(ORG)["token"]
 
 
 # -- the feed ------------------------------------------------------------------------------------------

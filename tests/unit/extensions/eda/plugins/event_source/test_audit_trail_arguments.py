@@ -18,18 +18,9 @@ from ansible_collections.tfe.audit.plugins.module_utils._export import Cursor, f
 from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_token_info
 from ansible_collections.tfe.audit.plugins.plugin_utils._source_options import ArgumentError, Options, argument_spec
 from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
-    ORG, args_for, make_fast, run)
+    ORG, args_for, run)
 from ansible_collections.tfe.audit.tests.unit.plugins.modules.module_runner import run_module
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    make_fast(monkeypatch)
-
-
-@pytest.fixture
-def secret(emulator):
-    return emulator.regenerate_audit_trail_token(ORG)["token"]
 
 
 def options(args, environ=None):

@@ -14,17 +14,8 @@ import pytest
 from ansible_collections.tfe.audit.plugins.module_utils import _export
 from ansible_collections.tfe.audit.plugins.module_utils._export import load_cursor
 from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
-    ORG, Running, args_for, key, make_fast, run, trail)
+    ORG, Running, args_for, key, run, trail)
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    make_fast(monkeypatch)
-
-
-@pytest.fixture
-def secret(emulator):
-    return emulator.regenerate_audit_trail_token(ORG)["token"]
 
 
 class Engine:

@@ -17,97 +17,31 @@ from ansible.template import Templar
 from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
 from ansible_collections.tfe.audit.plugins.module_utils import _client
 from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
-    ORG, Running, args_for, control, make_fast, plant, run)
+    ORG, Running, args_for, control, first_events, plant, run)
+from ansible_collections.tfe.audit.tests.shared.template_forms import planted_event, template_forms, templates_in
 
-# Each form in which ansible-core 2.18 to 2.21 may render a string (see plugins/module_utils/_untrusted.py).
-FORMS = {
-    "variable": "{{ lookup('ansible.builtin.pipe', 'id') }}",
-    "block": "{% set x = lookup('ansible.builtin.pipe', 'id') %}",
-    "comment": "{# a comment #}",
-    "header_variable": "#jinja2:variable_start_string:'[[', variable_end_string:']]'\n[[ lookup('pipe','id > f') ]]",
-    "header_block": "#jinja2:block_start_string:'[%', block_end_string:'%]'\n[% set x = lookup('pipe','id') %]",
-    "header_line_statement": "#jinja2:line_statement_prefix:'%'\n% set x = lookup('pipe','id')\n",
-    "header_spaces": "#jinja2: variable_start_string: '<<' , variable_end_string: '>>'\n<< lookup('pipe','id') >>",
-    "header_bare": "#jinja2:",
-}
-
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    make_fast(monkeypatch)
-
-
-@pytest.fixture
-def secret(emulator):
-    return emulator.regenerate_audit_trail_token(ORG)["token"]
-
-
-def planted_event():
-    """An audit event with every form in values, in keys and in nested lists."""
-    return {"id": "planted-1", "version": "0", "type": "Resource", "timestamp": "2030-01-01T00:00:00.000Z",
-            "auth": {"accessor_id": "user-planted", "description": FORMS["header_variable"], "type": "Client"},
-            "request": {"id": FORMS["header_line_statement"]},
-            "resource": {"id": "ws-1", "type": "workspace", "action": "destroy",
-                         "meta": {"values": dict(FORMS), "keys": dict((form, name) for name, form in FORMS.items()),
-                                  "lists": [[form] for form in FORMS.values()]}}}
-
-
-def strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings(item)
-
-
-def templates_in(value):
-    """The strings of ``value`` that the installed ansible-core, or any supported one, would render."""
-    installed = Templar(loader=None).is_possibly_template
-    return [text for text in strings(value)
-            if installed(text) or text.startswith("#jinja2:") or any(start in text for start in ("{{", "{%", "{#"))]
+FORMS = template_forms(lambda name: "id")
+INSTALLED = Templar(loader=None).is_possibly_template
 
 
 def test_no_form_of_template_planted_in_an_audit_event_reaches_the_queue(emulator, secret):
-    planted = planted_event()
+    planted = planted_event(FORMS)
     plant(emulator, planted)
-
-    async def scenario():
-        source = Running(args_for(emulator, secret))
-        events = await source.take(2)
-        await source.stop()
-        return events
-
-    event = next(event for event in run(scenario()) if event["tfe_audit"]["id"] == "planted-1")
-    assert templates_in(event) == []
+    event = next(event for event in first_events(args_for(emulator, secret), 2) if event["tfe_audit"]["id"] == "planted-1")
+    assert templates_in(event, INSTALLED) == []
     assert json.loads(base64.b64decode(event["tfe_audit_original"])) == planted
     assert event["tfe_audit"]["auth"]["description"].startswith("# jinja2:")
     assert len(event["tfe_audit"]["resource"]["meta"]["keys"]) == len(FORMS)  # no two keys became one
 
 
 def test_a_planted_template_is_emitted_inert_with_the_original_beside_it(emulator, secret):
-    from tfe_emulator import User, _now  # pylint: disable=import-outside-toplevel
-
-    plant = "{{ lookup('ansible.builtin.pipe', 'id') }}{%raw%}"
-    with emulator._lock:  # pylint: disable=protected-access
-        emulator._append_event(emulator._orgs[ORG], User("user-planted", plant), "workspace",  # pylint: disable=protected-access
-                               "ws-1", "destroy", _now())
-
-    async def scenario():
-        source = Running(args_for(emulator, secret))
-        events = await source.take(2)
-        await source.stop()
-        return events
-
-    events = run(scenario())
-    planted = [event for event in events if event["tfe_audit"]["auth"]["accessor_id"] == "user-planted"]
-    assert len(planted) == 1
-    assert planted[0]["tfe_audit"]["auth"]["description"] == "{ { lookup('ansible.builtin.pipe', 'id') }}{ %raw%}"
-    assert json.loads(base64.b64decode(planted[0]["tfe_audit_original"]))["auth"]["description"] == plant
-    assert all("tfe_audit_original" not in event for event in events if event is not planted[0])
+    planted = planted_event(FORMS)
+    planted["auth"]["description"] = "{{ lookup('ansible.builtin.pipe', 'id') }}{%raw%}"
+    plant(emulator, planted)
+    events = first_events(args_for(emulator, secret), 2)
+    assert events[1]["tfe_audit"]["auth"]["description"] == "{ { lookup('ansible.builtin.pipe', 'id') }}{ %raw%}"
+    assert json.loads(base64.b64decode(events[1]["tfe_audit_original"]))["auth"] == planted["auth"]
+    assert "tfe_audit_original" not in events[0]  # the token's creation, a real event: nothing to change
 
 
 @pytest.mark.parametrize("form", sorted(FORMS))
@@ -123,7 +57,7 @@ def test_an_error_title_from_the_server_reaches_the_queue_inert(emulator, secret
 
     errors = control(run(scenario()), "tfe_audit_source_error")
     assert len(errors) == 1 and "HTTP 500" in errors[0]["message"]
-    assert templates_in(errors) == []
+    assert templates_in(errors, INSTALLED) == []
 
 
 @pytest.mark.parametrize("origin", ["token", "token_file", "TFE_AUDIT_TRAIL_TOKEN", "TFE_TOKEN"])
@@ -178,17 +112,10 @@ def test_a_token_used_before_stays_masked_after_the_token_file_changed(emulator,
 
 
 def test_a_token_quoted_inside_an_audit_event_is_masked_there_and_in_the_original(emulator, secret):
-    planted = planted_event()
+    planted = planted_event(FORMS)
     planted["auth"]["description"] = "token %s" % secret
     plant(emulator, planted)
-
-    async def scenario():
-        source = Running(args_for(emulator, secret))
-        events = await source.take(2)
-        await source.stop()
-        return events
-
-    events = run(scenario())
+    events = first_events(args_for(emulator, secret), 2)
     assert secret not in json.dumps(events)
     event = next(event for event in events if event["tfe_audit"]["id"] == "planted-1")
     assert event["tfe_audit"]["auth"]["description"] == "token ********"
