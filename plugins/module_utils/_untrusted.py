@@ -21,9 +21,10 @@ A value that reaches a playbook as a variable (the event source's events are ext
   three default start strings.
 
 So :func:`inert` breaks every default start string (``{{`` becomes ``{ {``) and a header at the start (``#jinja2:``
-becomes ``# jinja2:``): no supported release renders what is left. Then it asks the ansible-core that is installed
-where this runs (when it can be imported: on the controller, not inside a module's payload), and a string that
-it still calls a possible template, a form a later release may add, is replaced whole (fail closed).
+becomes ``# jinja2:``): no supported release renders what is left. Then, where the caller has handed it the
+installed ansible-core's own check (:func:`use_installed_check`; controller code can import it, a module's payload
+cannot), a string that the check still calls a possible template, a form a later release may add, is replaced
+whole (fail closed).
 Real audit events hold none of this: their text comes out unchanged.
 """
 
@@ -44,38 +45,33 @@ _OVERRIDE_HEADER = "#jinja2:"
 REFUSED = "(refused: ansible-core would read this text as a template)"
 MASK = "********"
 
-_UNSET = object()
-_installed = [_UNSET]
+# Audit events repeat most of their strings (keys, types, actions, who): each is checked once.
+_CHECKED_LIMIT = 65536
+_checked = {}
+
+# ansible-core's own check, when the caller can import it (see use_installed_check).
+_installed = [None]
 
 
-def _installed_check():
-    """ansible-core's own ``Templar.is_possibly_template`` (2.18 to 2.21), or ``None`` where ansible-core's
-    templating cannot be imported (a module's payload carries only ``module_utils``)."""
-    if _installed[0] is _UNSET:
-        try:
-            from ansible.template import Templar  # pylint: disable=import-outside-toplevel
-            _installed[0] = Templar(loader=None).is_possibly_template
-        except Exception:  # pylint: disable=broad-except  # ImportError in a module; anything else: not usable
-            _installed[0] = None
-    return _installed[0]
+def use_installed_check(check):
+    """Have ``check`` (the installed ansible-core's ``Templar.is_possibly_template``) judge every string too, after
+    the known forms are broken. Controller code sets it (plugin_utils); a module's payload carries no
+    ``ansible.template`` and relies on the forms of 2.18 to 2.21 alone."""
+    _installed[0] = check
+    _checked.clear()
 
 
 def possibly_template(text):
     """Whether any supported ansible-core, or the installed one, may render ``text``; an error says yes."""
     if text.startswith(_OVERRIDE_HEADER) or _START_STRING.search(text) is not None:
         return True
-    check = _installed_check()
+    check = _installed[0]
     if check is None:
         return False
     try:
         return bool(check(text))
     except Exception:  # pylint: disable=broad-except  # e.g. a header 2.18 cannot parse: fail closed
         return True
-
-
-# Audit events repeat most of their strings (keys, types, actions, who): each is checked once.
-_CHECKED_LIMIT = 65536
-_checked = {}
 
 
 def inert_text(text):

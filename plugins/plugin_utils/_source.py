@@ -15,8 +15,10 @@ import base64
 import threading
 import time
 
+from ansible.template import Templar
+
 from ansible_collections.tfe.audit.plugins.module_utils import _client
-from ansible_collections.tfe.audit.plugins.module_utils._untrusted import inert, inert_json
+from ansible_collections.tfe.audit.plugins.module_utils._untrusted import inert, inert_json, use_installed_check
 from ansible_collections.tfe.audit.plugins.plugin_utils import _source_feed as feed
 from ansible_collections.tfe.audit.plugins.plugin_utils._source_delivery import Delivery
 from ansible_collections.tfe.audit.plugins.plugin_utils._source_options import Options, Problem, logger
@@ -46,6 +48,9 @@ class AuditTrailSource:
     """One running source: polls, emits, records."""
 
     def __init__(self, options: Options, queue, clock=time.monotonic):
+        # The playbooks a rule starts may run another ansible-core than this one: every form of 2.18 to 2.21 is
+        # broken anyway, and this one's own check has the last word on what is left.
+        use_installed_check(Templar(loader=None).is_possibly_template)
         self.options = options
         self.censor = options.censor
         self._clock = clock

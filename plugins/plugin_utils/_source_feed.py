@@ -149,4 +149,3 @@ class Position:
             return Problem(str(exc).replace("cursor_file", "state_file"), "state_file")
         self._saved = current
         return None
-

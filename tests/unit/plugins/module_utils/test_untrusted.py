@@ -28,9 +28,11 @@ TEMPLATE_TEXT = st.text(alphabet="{%#}[]<>:'\n jinja2_stvr", max_size=40) | st.s
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache(monkeypatch):
-    """Each test checks its strings itself (the module remembers what it checked)."""
+def installed_check(monkeypatch):
+    """Each test checks its strings itself (the module remembers what it checked), with the installed
+    ansible-core's check handed in as the event source does."""
     monkeypatch.setattr(_untrusted, "_checked", {})
+    monkeypatch.setattr(_untrusted, "_installed", [installed])
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | TEMPLATE_TEXT,
@@ -103,8 +105,17 @@ def test_without_ansible_cores_templating_the_known_forms_still_hold(monkeypatch
     assert inert_text("plain") == "plain"
 
 
-def test_the_installed_ansible_core_is_asked():
-    assert _untrusted._installed_check() is not None  # pylint: disable=protected-access
+def test_the_check_handed_in_is_asked_and_each_string_once(monkeypatch):
+    asked = []
+
+    def check(text):
+        asked.append(text)
+        return text == "judged a template"
+
+    monkeypatch.setattr(_untrusted, "_installed", [None])
+    _untrusted.use_installed_check(check)
+    assert inert({"a": ["judged a template", "plain", "plain"]}) == ({"a": [REFUSED, "plain", "plain"]}, True)
+    assert sorted(asked) == ["a", "judged a template", "plain"]
 
 
 def test_censor_masks_every_known_secret_the_longest_first():

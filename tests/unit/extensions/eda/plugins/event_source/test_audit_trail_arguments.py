@@ -65,7 +65,7 @@ def test_a_bad_connection_argument_reads_as_in_a_module(emulator, secret, bad):
     in_module = re.sub(r"\(\S+\) module", "(tfe.audit.audit_trail) event source", result["msg"])
     source = str(failure.value)
     if "Unsupported" in in_module:  # each lists its own options
-        in_module, source = in_module.split(". Supported")[0], source.split(". Supported")[0]
+        in_module, source = in_module.split(". Supported", maxsplit=1)[0], source.split(". Supported", maxsplit=1)[0]
     assert source.startswith(in_module)
 
 
