@@ -229,6 +229,9 @@ class AuditTrailSource:
                     options.connection.base_url, options.interval,
                     "after " + self.position.timestamp if self.position.timestamp else "the oldest event kept",
                     ", state in %s" % options.state_file if options.state_file else "", self.delivery.mode)
+        if options.feedback and options.feedback_queue is None:
+            logger.warning("feedback is true, but ansible-rulebook handed the source no feedback queue (it does with "
+                           "--persistence-id): what the engine took is inferred from the depth of the queue.")
         if options.token_given:
             logger.warning("the token argument is set: ansible-rulebook prints the arguments of its sources at -vv, "
                            "this token included. Give it in token_file, or in the environment variable "

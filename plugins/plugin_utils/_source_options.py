@@ -33,7 +33,7 @@ TOKEN_FILE_LIMIT = 64 * 1024
 MIN_REQUEST_WAIT, MAX_REQUEST_WAIT = 5.0, 60.0
 
 # What an error message about an option shows as a valid value.
-EXAMPLES = {
+VALID_VALUES = {
     "hostname": "app.terraform.io", "token_file": "/var/lib/tfe-audit/audit-trail-token",
     "state_file": "/var/lib/tfe-audit/audit-trail-source.json", "ca_path": "/etc/pki/tls/certs/my-ca.pem",
     "interval": "60", "page_size": "1000", "since": "2030-12-31T23:59:59.000Z", "timeout": "30",
@@ -65,9 +65,9 @@ def argument_spec(own_spec):
 
 
 def _with_examples(message):
-    named = [name for name in sorted(EXAMPLES) if "'%s'" % name in message or name + "|" in message
+    named = [name for name in sorted(VALID_VALUES) if "'%s'" % name in message or name + "|" in message
              or "|" + name in message or message.startswith(name + ".")]
-    hints = ["%s: %s" % (name, EXAMPLES[name]) for name in named]
+    hints = ["%s: %s" % (name, VALID_VALUES[name]) for name in named]
     return message + ("; for example " + ", ".join(hints) if hints else "")
 
 
@@ -76,7 +76,7 @@ def validate(args, own_spec, censor):
     :class:`ArgumentError` with the first problem, worded as a module's, with the secrets censored."""
     if not isinstance(args, dict):
         raise ArgumentError("the arguments of %s must be a mapping, for example {token_file: %s}"
-                            % (NAME, EXAMPLES["token_file"]))
+                            % (NAME, VALID_VALUES["token_file"]))
     params = dict((key, value) for key, value in args.items() if not str(key).startswith("eda_"))
     censor.add(params.get("token"))
     result = ArgumentSpecValidator(argument_spec(own_spec), mutually_exclusive=[["token", "token_file"]]).validate(params)
@@ -114,7 +114,7 @@ def _file_path(value, name, must_exist=False):
     if not value:
         return None
     path = os.path.abspath(value)
-    example = "%s: %s" % (name, EXAMPLES[name])
+    example = "%s: %s" % (name, VALID_VALUES[name])
     if value.endswith(os.sep) or os.path.isdir(path):
         raise ArgumentError("%s %r must be a file path, not a directory; for example %s" % (name, value, example))
     if must_exist and not os.path.isfile(path):
@@ -135,7 +135,7 @@ def _since(value):
         return _export.Cursor.after(value).timestamp
     except _export.ExportError:
         raise ArgumentError("since must be now or an RFC 3339 date-time with a time zone offset or Z, got %r; for "
-                            "example since: %s" % (value[:64], EXAMPLES["since"])) from None
+                            "example since: %s" % (value[:64], VALID_VALUES["since"])) from None
 
 
 class Options:
@@ -162,12 +162,13 @@ class Options:
         self.token_file = _file_path(params.get("token_file"), "token_file", must_exist=True)
         if self.token_file and self.token_file == self.state_file:
             raise ArgumentError("token_file and state_file must be different files")
-        self.feedback_queue = args.get("eda_feedback_queue") if params.get("feedback") else None
+        self.feedback = params["feedback"]
+        self.feedback_queue = args.get("eda_feedback_queue") if self.feedback else None
         self.tokens = Tokens(params.get("token"), self.token_file, environ, self.censor)
         try:
             if not self.tokens.read()[0]:
                 raise ArgumentError("no token: set token_file (for example token_file: %s), token, or the %s "
-                                    "environment variable" % (EXAMPLES["token_file"], " or ".join(TOKEN_VARIABLES)))
+                                    "environment variable" % (VALID_VALUES["token_file"], " or ".join(TOKEN_VARIABLES)))
         except Problem as exc:
             raise ArgumentError(exc.message) from None
         self.connection = resolve_endpoint(params)

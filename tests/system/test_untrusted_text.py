@@ -75,7 +75,7 @@ def now_text():
 
 @pytest.mark.parametrize("core", ["2.18", "2.19", "2.21"])
 def test_a_template_in_a_registered_events_result_is_never_rendered(core, core_bin, emulator, collections_path,
-                                                                     tmp_path):
+                                                                    tmp_path):
     markers, workdir = tmp_path / "markers", tmp_path / "work"
     markers.mkdir()
     workdir.mkdir()

@@ -23,7 +23,6 @@ from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_sourc
     ORDERS, ORG, Running, args_for, control, key, run, trail)
 
 
-
 # -- the feed ------------------------------------------------------------------------------------------
 
 

@@ -22,7 +22,6 @@ from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_sourc
 from ansible_collections.tfe.audit.tests.unit.plugins.modules.module_runner import run_module
 
 
-
 def options(args, environ=None):
     return Options(args, audit_trail.argument_spec(), environ)
 

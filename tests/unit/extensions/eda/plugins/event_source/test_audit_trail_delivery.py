@@ -17,7 +17,6 @@ from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_sourc
     ORG, Running, args_for, key, run, trail)
 
 
-
 class Engine:
     """ansible-rulebook's side, reduced: takes events from the source's queue of one, and acknowledges each on the
     feedback queue (of one, so an unread acknowledgement holds it up), the first ``acknowledged`` of them only."""
@@ -133,3 +132,18 @@ def test_recording_an_event_does_not_copy_the_position(emulator, secret, monkeyp
 
     run(scenario())
     assert len(copies) <= 5, "the position was copied %d times for 3001 events" % len(copies)
+
+
+def test_feedback_without_a_feedback_queue_says_so_and_records_by_the_queue(emulator, secret, tmp_path, caplog):
+    emulator.seed_events(ORG, count=5)
+    state = tmp_path / "state.json"
+
+    async def scenario():
+        source = Running(args_for(emulator, secret, state_file=str(state), feedback=True))
+        await source.take(6)
+        await asyncio.sleep(0.3)
+        await source.stop()
+
+    run(scenario())
+    assert "handed the source no feedback queue" in caplog.text
+    assert load_cursor(str(state)).exported == 6
