@@ -68,7 +68,7 @@ def user_rules(probe, probe_dir):
 
 @pytest.mark.parametrize("core", ["2.18", "2.19", "2.21"])
 def test_a_template_planted_by_the_server_runs_nothing_in_any_playbook(core, core_bin, emulator_factory, rulebook,
-                                                                        tmp_path):
+                                                                       tmp_path):
     path = core_bin(core)
     emu = emulator_factory("newest")
     markers = tmp_path / "markers"
