@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Text from a server made inert for Ansible's templating (every form 2.18 to 2.21 render, then the installed
-ansible-core's own check, failing closed), and secrets censored."""
+"""Text from a server made inert for Ansible's templating (every form 2.18 to 2.21 render, then a check handed
+in, failing closed), and secrets censored.
+
+These run where a module's code runs (ansible-test's module_utils context: no ansible.template). With the installed
+ansible-core's own check handed in, as the event source does: tests/unit/extensions/.../test_audit_trail_hostile.py.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -14,25 +18,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible.template import Templar
-
 from ansible_collections.tfe.audit.plugins.module_utils import _untrusted
 from ansible_collections.tfe.audit.tests.shared.template_forms import renders, strings
 from ansible_collections.tfe.audit.plugins.module_utils._untrusted import (
     MASK, REFUSED, Censor, inert, inert_json, inert_text)
 
-installed = Templar(loader=None).is_possibly_template
 # Characters that make up every template form, and some that do not.
 TEMPLATE_TEXT = st.text(alphabet="{%#}[]<>:'\n jinja2_stvr", max_size=40) | st.sampled_from([
     "#jinja2:", "#jinja2:variable_start_string:'[['\n[[ x ]]", "#jinja2:line_statement_prefix:'%'\n% set x = 1\n"])
 
 
 @pytest.fixture(autouse=True)
-def installed_check(monkeypatch):
-    """Each test checks its strings itself (the module remembers what it checked), with the installed
-    ansible-core's check handed in as the event source does."""
+def known_forms_only(monkeypatch):
+    """Each test checks its strings itself (the module remembers what it checked), with no check handed in."""
     monkeypatch.setattr(_untrusted, "_checked", {})
-    monkeypatch.setattr(_untrusted, "_installed", [installed])
+    monkeypatch.setattr(_untrusted, "_installed", [None])
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | TEMPLATE_TEXT,
@@ -44,7 +44,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | TEMPLATE_
 @given(json_values)
 def test_inert_leaves_nothing_any_ansible_renders_and_touches_nothing_else(value):
     copy, changed = inert(value)
-    assert not any(renders(text, installed) for text in strings(copy))
+    assert not any(renders(text) for text in strings(copy))
     assert changed == (copy != value)
 
 
@@ -65,7 +65,7 @@ def test_an_escaped_delimiter_is_no_way_around_the_check():
 @settings(max_examples=400, deadline=None)
 @given(st.text())
 def test_text_that_is_no_template_comes_out_unchanged(text):
-    if not renders(text, installed):
+    if not renders(text):
         assert inert_text(text) == text
 
 
@@ -98,9 +98,8 @@ def test_a_check_that_fails_counts_as_a_template(monkeypatch):
     assert inert_text("anything") == REFUSED
 
 
-def test_without_ansible_cores_templating_the_known_forms_still_hold(monkeypatch):
+def test_without_a_check_handed_in_the_known_forms_still_hold():
     """Inside a module's payload ansible.template cannot be imported: every known form is still broken."""
-    monkeypatch.setattr(_untrusted, "_installed", [None])
     assert inert_text("#jinja2:x\n{{ y }}") == "# jinja2:x\n{ { y }}"
     assert inert_text("plain") == "plain"
 

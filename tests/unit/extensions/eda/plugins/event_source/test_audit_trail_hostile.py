@@ -13,15 +13,32 @@ import logging
 import pytest
 
 from ansible.template import Templar
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
 from ansible_collections.tfe.audit.plugins.module_utils import _client
+from ansible_collections.tfe.audit.plugins.module_utils._untrusted import inert, use_installed_check
 from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
     ORG, Running, args_for, control, first_events, plant, run)
 from ansible_collections.tfe.audit.tests.shared.template_forms import planted_event, template_forms, templates_in
 
 FORMS = template_forms(lambda name: "id")
 INSTALLED = Templar(loader=None).is_possibly_template
+# Characters that make up every template form, and some that do not.
+TEMPLATE_TEXT = st.text(alphabet="{%#}[]<>:'\n jinja2_stvr", max_size=40) | st.sampled_from(list(FORMS.values()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(TEMPLATE_TEXT, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEMPLATE_TEXT, inner,
+                                                                                                max_size=3),
+                    max_leaves=8))
+def test_with_the_installed_check_nothing_the_installed_ansible_core_renders_is_left(value):
+    """The source hands the installed ansible-core's own check to _untrusted: what it would render never passes."""
+    use_installed_check(INSTALLED)
+    copy, changed = inert(value)
+    assert templates_in(copy, INSTALLED) == []
+    assert changed == (copy != value)
 
 
 def test_no_form_of_template_planted_in_an_audit_event_reaches_the_queue(emulator, secret):
