@@ -96,20 +96,25 @@ def test_with_feedback_every_event_is_acknowledged_without_holding_the_engine_up
     assert load_cursor(str(state)).exported == 14
 
 
-def test_without_feedback_true_a_feedback_queue_is_left_alone(emulator, secret, tmp_path):
-    """ansible-rulebook hands the queue only with feedback: true; the source never reads one it was not asked for."""
+@pytest.mark.parametrize("extra, warned", [({"eda_feedback_queue": "queue"}, False), ({"feedback": True}, True)],
+                         ids=["a queue without feedback: true", "feedback: true without a queue"])
+def test_without_both_the_depth_of_the_queue_tells_what_was_taken(emulator, secret, tmp_path, caplog, extra, warned):
+    """ansible-rulebook hands the queue only with feedback: true (and --persistence-id): the source never reads one
+    it was not asked for, and says so when it was asked for one and got none."""
     emulator.seed_events(ORG, count=5)
-    feedback = asyncio.Queue()
     state = tmp_path / "state.json"
 
     async def scenario():
-        source = Running(args_for(emulator, secret, state_file=str(state), eda_feedback_queue=feedback))
+        if "eda_feedback_queue" in extra:
+            extra["eda_feedback_queue"] = asyncio.Queue()
+        source = Running(args_for(emulator, secret, state_file=str(state), **extra))
         await source.take(6)
         await asyncio.sleep(0.3)
         await source.stop()
 
     run(scenario())
-    assert load_cursor(str(state)).exported == 6  # by the depth of the queue
+    assert load_cursor(str(state)).exported == 6
+    assert ("handed the source no feedback queue" in caplog.text) == warned
 
 
 def test_recording_an_event_does_not_copy_the_position(emulator, secret, monkeypatch):
@@ -133,17 +138,3 @@ def test_recording_an_event_does_not_copy_the_position(emulator, secret, monkeyp
     run(scenario())
     assert len(copies) <= 5, "the position was copied %d times for 3001 events" % len(copies)
 
-
-def test_feedback_without_a_feedback_queue_says_so_and_records_by_the_queue(emulator, secret, tmp_path, caplog):
-    emulator.seed_events(ORG, count=5)
-    state = tmp_path / "state.json"
-
-    async def scenario():
-        source = Running(args_for(emulator, secret, state_file=str(state), feedback=True))
-        await source.take(6)
-        await asyncio.sleep(0.3)
-        await source.stop()
-
-    run(scenario())
-    assert "handed the source no feedback queue" in caplog.text
-    assert load_cursor(str(state)).exported == 6
