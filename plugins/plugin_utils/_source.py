@@ -229,6 +229,9 @@ class AuditTrailSource:
                     options.connection.base_url, options.interval,
                     "after " + self.position.timestamp if self.position.timestamp else "the oldest event kept",
                     ", state in %s" % options.state_file if options.state_file else "", self.delivery.mode)
+        if self.delivery.feedback_queue is None and not self.delivery.depth_known:
+            logger.warning("the depth of the queue ansible-rulebook gave the source cannot be read: state_file records "
+                           "nothing. Give the source feedback: true and run ansible-rulebook with --persistence-id.")
         if options.feedback and options.feedback_queue is None:
             logger.warning("feedback is true, but ansible-rulebook handed the source no feedback queue (it does with "
                            "--persistence-id): what the engine took is inferred from the depth of the queue.")

@@ -11,8 +11,9 @@
   failed to post, so an acknowledgement of a later event settles the ones before it as well.
 * **The depth of the queue** (otherwise): ansible-rulebook gives a source a queue that holds one event (its
   ``FilteredQueue`` keeps an ``asyncio.Queue(1)`` as ``.queue``). The queue is FIFO and holds ``n`` items, the last
-  ``n`` put by anyone, so every event of ours put before our last ``n`` has left it. An event that left the queue
-  was taken by the engine, but may still be on its way to a rule when the process dies.
+  ``n`` put by anyone, so every event of ours put before our last ``n`` has left it. ansible-rulebook 1.3.2 hands
+  an event to the rule engine in the same step as it takes it from the queue. A queue whose depth cannot be read
+  lets nothing count as taken.
 
 Private to the collection (leading underscore): free to change between releases.
 """
@@ -80,12 +81,18 @@ class Delivery:
             self._taken.append(self._pending.popleft()[1])
 
     def _queued(self):
-        """How many items the queue holds now; 0 when it cannot tell."""
+        """How many items the queue holds now; all that were put when it cannot tell (nothing is then taken)."""
         inner = self.queue if hasattr(self.queue, "qsize") else getattr(self.queue, "queue", None)
         try:
             return max(0, int(inner.qsize()))
         except (AttributeError, TypeError, ValueError):
-            return 0
+            return len(self._pending)
+
+    @property
+    def depth_known(self):
+        """Whether the queue's depth can be read (ansible-rulebook's FilteredQueue keeps its queue as ``.queue``)."""
+        inner = self.queue if hasattr(self.queue, "qsize") else getattr(self.queue, "queue", None)
+        return callable(getattr(inner, "qsize", None))
 
     async def _listen(self):
         while True:

@@ -138,3 +138,31 @@ def test_recording_an_event_does_not_copy_the_position(emulator, secret, monkeyp
     run(scenario())
     assert len(copies) <= 5, "the position was copied %d times for 3001 events" % len(copies)
 
+
+
+class Opaque:
+    """A queue whose depth cannot be read: only put and get."""
+
+    def __init__(self):
+        self._queue = asyncio.Queue(1)
+
+    async def put(self, item):
+        await self._queue.put(item)
+
+    async def get(self):
+        return await self._queue.get()
+
+
+def test_a_queue_whose_depth_cannot_be_read_lets_nothing_be_recorded(emulator, secret, tmp_path, caplog):
+    emulator.seed_events(ORG, count=5)
+    state = tmp_path / "state.json"
+
+    async def scenario():
+        source = Running(args_for(emulator, secret, state_file=str(state), since="2020-01-01T00:00:00Z"), queue=Opaque())
+        await source.take(6)
+        await asyncio.sleep(0.3)
+        await source.stop()
+
+    run(scenario())
+    assert "state_file records nothing" in caplog.text
+    assert load_cursor(str(state)).exported == 0
