@@ -139,7 +139,6 @@ def test_recording_an_event_does_not_copy_the_position(emulator, secret, monkeyp
     assert len(copies) <= 5, "the position was copied %d times for 3001 events" % len(copies)
 
 
-
 class Opaque:
     """A queue whose depth cannot be read: only put and get."""
 

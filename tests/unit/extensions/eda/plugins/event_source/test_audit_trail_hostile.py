@@ -29,10 +29,12 @@ INSTALLED = Templar(loader=None).is_possibly_template
 TEMPLATE_TEXT = st.text(alphabet="{%#}[]<>:'\n jinja2_stvr", max_size=40) | st.sampled_from(list(FORMS.values()))
 
 
+JSON_VALUES = st.recursive(TEMPLATE_TEXT, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(TEMPLATE_TEXT, inner, max_size=3), max_leaves=8)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(TEMPLATE_TEXT, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEMPLATE_TEXT, inner,
-                                                                                                max_size=3),
-                    max_leaves=8))
+@given(JSON_VALUES)
 def test_with_the_installed_check_nothing_the_installed_ansible_core_renders_is_left(value):
     """The source hands the installed ansible-core's own check to _untrusted: what it would render never passes."""
     use_installed_check(INSTALLED)
