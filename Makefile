@@ -165,7 +165,7 @@ matrix-ci: ## The reduced matrix CI runs after make test (units and integration 
 
 # Measures, writes docs/PERFORMANCE.md and the charts; asserts no wall-clock number. matplotlib (charts only) has
 # its own venv; the event source's section runs ansible-rulebook from .venv-eda.
-bench: venv ## The performance benchmark -> docs/PERFORMANCE.md (BENCH_ARGS=--quick for a short run)
+bench: venv ## The performance benchmark -> docs/PERFORMANCE.md (BENCH_ARGS='--only SECTION' for one, --quick: bench/README.md)
 	@$(call venv,.venv-bench,3.11,bench/requirements.txt)
 	@$(call venv,.venv-eda,3.11,tests/ci/requirements-eda.txt)
 	@java_home=$$($(SCRIPTS)/eda-java.sh); cd $(ROOT) && JAVA_HOME=$$java_home PATH=$$java_home/bin:$$PATH \

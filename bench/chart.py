@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """Fleet chart for docs/PERFORMANCE.md: total time and time per organization vs N (run with .venv-bench).
 
-usage: chart.py RESULTS_JSON OUT_PNG
+usage: chart.py FLEET_RESULTS_JSON OUT_PNG   (bench/results/fleet.json: {"run": {"machine": ...}, "data": [rows]})
 """
 
 import json
@@ -19,8 +19,8 @@ LABEL = {"role": "role tfe.audit.audit_trail_token (Ansible Vault store)", "uri"
 
 
 def main():
-    data = json.loads(open(sys.argv[1]).read())
-    fleet, machine = data["fleet"], data["machine"]
+    record = json.loads(open(sys.argv[1]).read())
+    fleet, machine = record["data"], record["run"]["machine"]
     sizes = sorted({r["n"] for r in fleet})
     fig, (total, per_org) = plt.subplots(1, 2, figsize=(12, 4.8))
     for (kind, phase), (color, line, marker) in STYLE.items():
@@ -29,7 +29,8 @@ def main():
         label = "%s, %s run" % (LABEL[kind], phase)
         total.plot(sizes, ys, color=color, linestyle=line, marker=marker, label=label)
         per_org.plot(sizes, [y / n for y, n in zip(ys, sizes)], color=color, linestyle=line, marker=marker, label=label)
-    total.set(xlabel="organizations (inventory hosts, forks 10)", ylabel="ansible-playbook wall time (s)",
+    forks = record["run"]["knobs"]["forks"]
+    total.set(xlabel="organizations (inventory hosts, forks %s)" % forks, ylabel="ansible-playbook wall time (s)",
               title="Fleet: total time")
     per_org.set(xlabel="organizations", ylabel="seconds per organization", title="Fleet: time per organization")
     for axis in (total, per_org):

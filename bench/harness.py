@@ -1,15 +1,17 @@
 # -*- coding: utf-8 -*-
-"""Shared plumbing of the benchmark (bench/run.py) and the request-count smoke test.
+"""Shared plumbing of the benchmark (bench/run.py, the measure_*.py sections) and the request-count smoke test.
 
-A Workspace is a temp dir holding a collections path with this checkout symlinked as tfe.audit (as in
-tests/system/conftest.py), its own HOME and Ansible temp dirs; run_playbook() runs a real ansible-playbook
-in it with the bench_timer callback, which records per-task timestamps.
+A Workspace is a temp dir holding a collections path with the tfe.audit under test (this checkout symlinked,
+as in tests/system/conftest.py, or another revision or checkout: see Source), its own HOME and Ansible temp
+dirs; run_playbook() runs a real ansible-playbook in it with the bench_timer callback, which records per-task
+timestamps.
 """
 
 import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,12 +27,112 @@ from tfe_emulator import Emulator  # noqa: E402  pylint: disable=wrong-import-po
 BIN = Path(sys.executable).parent
 PASSWORD = "bench vault password"
 JSONAPI = "application/vnd.api+json"
+ADMIN = "admin-bench-token"
+# (label, (1, 5, 15 min load averages)) of each step of this run, in order.
+STEPS = []
 
 
-def emulator(admin_token, **kwargs):
+def emulator(admin_token=ADMIN, **kwargs):
     """An in-process HCP Terraform emulator without rate limit (the benchmark measures the client)."""
     kwargs.setdefault("rate_limit", 0)
     return Emulator(platform="hcp", api_tokens=(admin_token,), **kwargs)
+
+
+def median(values):
+    values = list(values)
+    return statistics.median(values) if values else float("nan")
+
+
+def interleaved(kinds, reps):
+    """``(rep, kinds in this rep's order)``: every rep runs every kind, the order turning round from one rep to
+    the next (A, B, B, A, ...), so that a slow spell of the shared machine does not fall on one kind only."""
+    kinds = tuple(kinds)
+    for rep in range(reps):
+        yield rep, (kinds if rep % 2 == 0 else kinds[::-1])
+
+
+def step(label):
+    """Note the start of a step and the machine's load then (the report lists them: a loaded machine is noisier)."""
+    STEPS.append((label, os.getloadavg()))
+    print("[bench] %s (load %.2f %.2f %.2f)" % ((label,) + os.getloadavg()), flush=True)
+
+
+def git(*args, cwd=ROOT):
+    return subprocess.run(["git", "-C", str(cwd)] + list(args), check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+class Source:
+    """Which tfe.audit a workspace holds: this checkout as it is (linked), a git revision of this repository
+    (exported with git archive, so edits during a long run do not matter), or another directory: a checkout
+    of the collection or a tree holding ansible_collections/tfe/audit.
+
+    ``Source.parse("before=c72ba69")``, ``Source.parse("/tmp/old-checkout")``; ``commit`` and ``date`` say
+    what was measured (``None`` for a directory that is not a git checkout).
+    """
+
+    def __init__(self, label, revision=None, path=None):
+        self.label, self.revision, self.path = label, revision, path
+        self.commit = self.date = self.plugins = None
+        where = Path(path) if path else ROOT
+        try:
+            top = Path(git("rev-parse", "--show-toplevel", cwd=where)).resolve()
+            if top == where.resolve():  # not the commit of some other repository the tree sits in
+                self.commit = git("rev-parse", "%s^{commit}" % (revision or "HEAD"), cwd=where)
+                self.date = git("show", "-s", "--format=%cd", "--date=format:%Y-%m-%d %H:%M %z", self.commit,
+                                cwd=where)
+                self.plugins = git("rev-parse", "%s:plugins" % self.commit, cwd=where)  # same hash, same code
+        except (subprocess.CalledProcessError, OSError):
+            pass
+        if revision and not self.commit:
+            raise SystemExit("%s is neither a directory nor a git revision of %s" % (revision, ROOT))
+        self.dirty = bool(self.commit and not revision and git(
+            "status", "--porcelain", "--", "plugins", "roles", "meta", "extensions", cwd=where))
+        self.plugins = None if self.dirty else self.plugins
+
+    @classmethod
+    def parse(cls, spec):
+        label, sep, what = spec.partition("=")
+        label, what = (label, what) if sep else (spec, spec)
+        if not Path(what).is_dir():
+            return cls(label, revision=what)
+        tree = Path(what).resolve()
+        if not (tree / "galaxy.yml").exists() and (tree / "ansible_collections" / "tfe" / "audit").is_dir():
+            tree = tree / "ansible_collections" / "tfe" / "audit"
+        if not (tree / "galaxy.yml").exists():
+            raise SystemExit("%s is not a checkout of tfe.audit nor a tree holding ansible_collections/tfe/audit" % what)
+        return cls(label, path=str(tree))
+
+    def describe(self):
+        """What the report says was measured."""
+        if self.commit is None:
+            return "the directory %s (not a git checkout)" % self.path
+        how = ("committed tree, `git archive`" if self.revision else
+               "the checkout, with uncommitted changes" if self.dirty else "the checkout")
+        return "commit %s of %s (%s)" % (self.commit, self.date, how)
+
+    def install(self, target):
+        if self.revision:
+            target.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", self.commit], check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+        else:
+            target.symlink_to(self.path or ROOT)
+
+
+def rss_wrapper(ws, log):
+    """An interpreter that runs Python through bench/rsswrap.py: each process's wall time, CPU and peak RSS go to log."""
+    wrapper = ws.path("rsswrap-%s.sh" % Path(log).stem)
+    wrapper.write_text("#!/bin/sh\nBENCH_RSS_LOG='%s' BENCH_RSS_PYTHON='%s' exec '%s' '%s' \"$@\"\n"
+                       % (log, sys.executable, sys.executable, BENCH / "rsswrap.py"))
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def rss_rows(log):
+    """The rows rsswrap.py appended to log (one per process), oldest first."""
+    path = Path(log)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 class Result:
@@ -60,18 +162,13 @@ class Result:
 
 
 class Workspace:
-    def __init__(self, prefix="tfe-audit-bench-", snapshot=None):
-        """``snapshot``: a git revision to export as tfe.audit (a fixed copy, unaffected by edits in the
-        checkout while a long run goes on); default: the checkout itself, symlinked."""
+    def __init__(self, prefix="tfe-audit-bench-", source=None):
+        """``source``: the tfe.audit to install (a :class:`Source`); default: this checkout, symlinked."""
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         namespace = self.dir / "collections" / "ansible_collections" / "tfe"
         namespace.mkdir(parents=True)
-        if snapshot:
-            (namespace / "audit").mkdir()
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", snapshot], check=True, capture_output=True)
-            subprocess.run(["tar", "-x", "-C", str(namespace / "audit")], input=archive.stdout, check=True)
-        else:
-            (namespace / "audit").symlink_to(ROOT)
+        self.source = source or Source("this checkout")
+        self.source.install(namespace / "audit")
         for sub in ("home", "local-tmp", "remote-tmp", "work"):
             (self.dir / sub).mkdir()
         self.password_file = self.dir / "vault-pass.txt"

@@ -86,7 +86,7 @@ def split_log(log):
     return counts
 
 
-def measure(workspace, admin_token="admin-bench-token"):
+def measure(workspace, admin_token=harness.ADMIN):
     """Run the operations once; returns {operation: [requests]} (the playbook run's Result too)."""
     with harness.emulator(admin_token) as emu:
         emu.add_organization("rc-module", entitlement=True)
@@ -96,3 +96,10 @@ def measure(workspace, admin_token="admin-bench-token"):
             playbook(emu.url, vault_file), args=["--vault-password-file", str(workspace.password_file)],
             env={"TFE_TOKEN": admin_token})
         return split_log(emu.requests), result
+
+
+def section(ws, dummy_emu, dummy_args):
+    """The requests section of `make bench`: {operation: [requests]} (on an emulator of its own)."""
+    harness.step("request counts")
+    counts = measure(ws)[0]
+    return {op: counts[op] for op in OPERATIONS}

@@ -2,19 +2,25 @@
 # Copyright: tfe.audit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Runs the tfe_audit_trail_token module and hides its output whenever it carries a new secret.
+"""Runs the tfe_audit_trail_token module pipelined, and hides its output whenever it carries a new secret.
 
-A module cannot mark its own result no_log, and a newly generated secret is not an input, so
-Ansible's no_log censoring of inputs does not cover it: without this, ``-v``, ``--diff`` or a
-``json`` callback would print the token of a task whose author forgot ``no_log: true``.
-``register`` still receives the full result.
+Its arguments may hold a stored secret (``known_token``) and the API token: the module runs pipelined,
+so they are never written to a temp file, or not at all (``plugin_utils/_pipelining.py``). Its result
+is hidden whenever it holds the new secret, its warnings shown all the same (``_hidden_result.py``).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.tfe.audit.plugins.plugin_utils._hidden_result import hide_secret
+from ansible_collections.tfe.audit.plugins.plugin_utils._pipelining import run_pipelined
+
+MODULE = "tfe.audit.tfe_audit_trail_token"
 
 
 class ActionModule(ActionBase):
@@ -24,8 +30,11 @@ class ActionModule(ActionBase):
     _supports_async = False
 
     def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
+        try:
+            run_pipelined(self, MODULE, self._task.args)
+        except AnsibleActionFail as exc:
+            result.update(failed=True, changed=False, msg=to_native(exc.message))
+            return result
         result.update(self._execute_module(task_vars=task_vars))
-        if result.get("token"):
-            result["_ansible_no_log"] = True
-        return result
+        return hide_secret(self._task, result)

@@ -9,11 +9,12 @@ with another run: validate the task's arguments (with the module documentation s
 spec), find the vault secret, then one :class:`StoreRun` locks ``<dir>/.<name>.lock``, reads the
 file, reserves the space for what it may write, runs ``tfe.audit.tfe_audit_trail_token`` with
 ``known_token`` = the stored secret, and writes the new secret. The machinery lives in
-``plugins/plugin_utils/_vault_file.py``; this plugin is orchestration.
+``plugins/plugin_utils/`` (``_store_run.py`` and the modules it uses); this plugin is orchestration.
 
 Every failure that can be found without the API is found before the first API call. The plaintext
-never touches the disk: it is encrypted in memory, and the module runs pipelined when the connection
-allows it, so its arguments (which hold the stored secret) are not written to a temp file either.
+never touches the disk: it is encrypted in memory, and the module runs pipelined (also under become), so
+its arguments (the stored secret, the API token) are not written to a temp file either; where it cannot
+run pipelined and they hold a secret, the task is refused (``_pipelining.py``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,14 +29,18 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token_vault_file import OWN_OPTIONS, argument_spec
-from ansible_collections.tfe.audit.plugins.plugin_utils._vault_file import (
-    StoreError,
-    StoreRun,
-    VaultFile,
-    VaultKeys,
-    plain,
+from ansible_collections.tfe.audit.plugins.modules.tfe_audit_trail_token_vault_file import (
+    MUTUALLY_EXCLUSIVE,
+    OWN_OPTIONS,
+    argument_spec,
 )
+from ansible_collections.tfe.audit.plugins.plugin_utils._hidden_result import hide_secret
+from ansible_collections.tfe.audit.plugins.plugin_utils._pipelining import run_pipelined
+from ansible_collections.tfe.audit.plugins.plugin_utils._store_error import StoreError
+from ansible_collections.tfe.audit.plugins.plugin_utils._store_run import StoreRun
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_files import VaultFile
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_keys import VaultKeys
+from ansible_collections.tfe.audit.plugins.plugin_utils._vault_yaml import plain
 
 MODULE = "tfe.audit.tfe_audit_trail_token"
 DEFAULT_VAULT_VAR = OWN_OPTIONS["vault_var"]["default"]
@@ -53,15 +58,13 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         del tmp
         try:
             result.update(self._store(task_vars or {}))
         except (StoreError, AnsibleActionFail) as exc:
             result.update(failed=True, changed=False, msg=to_native(getattr(exc, "message", None) or exc))
-        if result.get("token"):
-            result["_ansible_no_log"] = True
-        return result
+        return hide_secret(self._task, result)
 
     def _store(self, task_vars):
         options, module_args = self._options()
@@ -70,8 +73,8 @@ class ActionModule(ActionBase):
         with StoreRun(VaultFile(options["vault_file"]), keys, options["vault_var"], module_args.get("state", "present"),
                       options["backup"], bool(self._play_context.check_mode)) as run:
             run.open(options["lock_timeout"])
-            self._use_pipelining()
             module_args = run.module_args(module_args, options["verify"])
+            run_pipelined(self, MODULE, module_args)
             return run.finish(self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars))
 
     def _options(self):
@@ -86,21 +89,12 @@ class ActionModule(ActionBase):
                 raise StoreError("%s is set by this action itself (from the vault file); remove it from the task"
                                  % key)
         # Types and choices of every option; the module checks the values of its own (dates, durations, ...).
-        validation, dummy = self.validate_argument_spec(argument_spec=argument_spec())
+        validation, dummy = self.validate_argument_spec(argument_spec=argument_spec(),
+                                                        mutually_exclusive=MUTUALLY_EXCLUSIVE)
         options = dict((key, plain(validation.validated_parameters[key])) for key in OWN_OPTIONS)
         module_args = dict((key, value) for key, value in self._task.args.items() if key not in OWN_OPTIONS)
         _check(options)
         return options, module_args
-
-    def _use_pipelining(self):
-        """Run the module pipelined when the connection can, so its arguments (the stored secret) are
-        never written to a temp file on the target."""
-        connection = self._connection
-        try:
-            if connection.has_pipelining and not connection.become:
-                connection.set_option("pipelining", True)
-        except Exception:  # pylint: disable=broad-except
-            pass
 
 
 def _check(options):

@@ -2,13 +2,9 @@
 # Copyright: tfe.audit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
-
-class ModuleDocFragment(object):
-    # The connection options shared by every tfe.audit module (argument spec: module_utils/_module.py).
+class ModuleDocFragment:
+    # The connection options shared by every tfe.audit module (argument spec: module_utils/_connection.py).
     DOCUMENTATION = r"""
 options:
   hostname:
@@ -20,9 +16,10 @@ options:
         control character is refused before any request, as the token could otherwise go to another host.
       - V(http://) is for local testing. It is accepted for a loopback host (V(localhost), V(127.0.0.0/8),
         V([::1])) and refused for any other host before any request, because the API token would cross the
-        network in clear text, unless O(allow_insecure_http=true). The module warns when a proxy from the
-        environment (E(http_proxy), E(HTTP_PROXY), E(all_proxy), minus E(no_proxy)) would carry a loopback
-        V(http://) request off the machine.
+        network in clear text, unless O(allow_insecure_http=true). A loopback V(http://) O(hostname) that a
+        proxy from the environment (E(http_proxy), E(HTTP_PROXY), E(all_proxy), unless E(no_proxy) names the
+        host) would carry off the machine is refused too, unless O(allow_insecure_http=true); add the host to
+        E(no_proxy), for example with the task keyword C(environment).
       - The API base is C(<scheme>://<host>/api/v2/).
       - If not set, the environment variable E(TFE_HOSTNAME) is used, then E(TFE_ADDRESS).
       - For any host other than V(app.terraform.io) and V(app.eu.terraform.io) the module first asks
@@ -43,6 +40,8 @@ options:
         credentials block for those. Host names with V(_) are not valid and are refused (see O(hostname)).
       - For an V(http://) O(hostname), Terraform's credentials (E(TF_TOKEN_*), credentials blocks and files)
         are never used, as they belong to the https host of that name. Set O(token) or E(TFE_TOKEN).
+      - It must be the token alone. A token holding white space, a control character or a character outside
+        ASCII is refused before any request, naming where it came from.
       - Never printed, in results, diffs, warnings or errors.
     type: str
     aliases: [tfe_token]
@@ -82,7 +81,8 @@ options:
     default: false
   allow_insecure_http:
     description:
-      - Allow an V(http://) O(hostname) that is not loopback. For lab proxies only.
+      - Allow an V(http://) O(hostname) that is not loopback, or a loopback one that a proxy from the environment
+        carries. For lab proxies only.
       - The API token then crosses the network in clear text (the module warns), and it must come from
         O(token) or E(TFE_TOKEN), never from Terraform's credentials.
     type: bool

@@ -7,19 +7,10 @@
 Private to the collection (leading underscore): free to change between releases.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-try:
-    from datetime import timezone
-
-    UTC = timezone.utc
-except ImportError:  # pragma: no cover - Python 2 is not supported, keeps the import sanity test quiet
-    UTC = None
+UTC = timezone.utc
 
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")

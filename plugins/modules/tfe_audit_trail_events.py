@@ -44,7 +44,26 @@ options:
         example V(2030-12-31T23:59:59.000Z).
       - Not set means every event HCP Terraform still keeps.
       - With O(cursor_file), only used while the cursor holds no position yet; afterwards the cursor decides.
+      - Mutually exclusive with O(position).
     type: str
+  position:
+    description:
+      - Without O(dest), go on from where an earlier run stopped, given its RV(next_position) as it is.
+        Every event listed after that run, late ones within O(lookback) included, is returned once.
+      - Mutually exclusive with O(since) and O(dest) (an export keeps its position in O(cursor_file)).
+    type: str
+  lookback:
+    description:
+      - HCP Terraform does not promise that an event is listed before every later one is; audit pipelines deliver
+        late (AWS AppFabric documents up to 30 minutes). Each run reads again the events of this long before its
+        previous run (never before the newest event already delivered when the organization has been quiet for
+        longer), and recognises by id those it already delivered, so an event listed up to this late is delivered
+        once. Costs one more request per O(page_size) events in that window.
+      - A duration such as V(30m), V(2h) or V(1d); V(0) turns it off.
+      - Used with O(cursor_file) or O(position); a first run reads from O(since) (or everything) as before.
+      - Clock skew between the controller and HCP Terraform counts against it.
+    type: str
+    default: 30m
   page_size:
     description:
       - Events per request, from V(1) to V(1000). A server that answers with smaller pages is fine.
@@ -55,7 +74,7 @@ options:
       - Return or export at most this many events in this run, the oldest ones. Not set means no limit.
       - With O(cursor_file) the next run goes on where this one stopped.
       - Without O(dest), events that share one timestamp are never split at the limit (the result stops before
-        them, or holds all of them when they alone exceed the limit), so RV(next_since) passed as O(since)
+        them, or holds all of them when they alone exceed the limit), so RV(next_position) passed as O(position)
         continues without a gap or a repeat.
       - Every page after the position is still read, because the oldest events may be on the last page.
     type: int
@@ -89,18 +108,34 @@ notes:
     first, the walk asks by time instead, so events leaving the 14-day window cannot shift events past it.
     Each page's events are sorted and spooled, then merged, so each event is appended once, oldest first.
     RV(listing_order) says what the server did.
-  - B(Resume.) The cursor holds the newest exported timestamp B(and the ids exported at exactly that time). A
-    run asks for events since one millisecond before the cursor and skips the events older than it and the
-    ids it holds, so events that share the cursor's timestamp, including ones that arrive later, are exported
-    once, whatever the server does with C(since).
+  - B(Resume.) The cursor (or RV(next_position)) holds the ids of the events delivered in the last O(lookback),
+    and the newest delivered time. A run asks for events since one millisecond before the start of that window,
+    and skips the ids it holds, so events that share a delivered timestamp, and events listed late, are delivered
+    once, whatever the server does with C(since). An idle run asks for one page.
   - B(Crash safety.) Nothing is written before the whole trail has been read, so a run that fails or is killed
     while reading leaves O(dest) and the cursor as they were. Before appending, the cursor records the byte
     range it is about to write; the lines are appended and flushed to disk (C(fsync)); only then does the cursor
     move past them (temporary file, C(fsync), rename). A run killed in between leaves complete lines in the
     recorded range; the next run adopts them (RV(recovered)) instead of fetching them again, and cuts off a
     trailing partial line. Lines a forwarder may already have shipped are never removed or written twice.
-  - An event that appears later with a timestamp older than the cursor is not exported (the API can only be
-    asked for events after a time).
+  - B(Broken answers.) A page that is not of the documented shape (no C(pagination), a C(next_page) that skips,
+    counts that contradict the pages, the same page again and again, fewer events than the first page announced)
+    fails the run before anything is written or the cursor moves. A walk reads at most twice the pages the first
+    page announced, plus 10.
+  - B(Odd events.) An event that cannot be read (no id, a timestamp that is not a date-time HCP Terraform writes,
+    JSON nested too deeply) is delivered once, as it came, as an object whose only key C(tfe_audit_unreadable)
+    holds C(reason), C(sha256) and C(base64) (its bytes, base64-encoded). An event dated more than 5 minutes ahead
+    of the controller's clock is delivered once with a warning, and the cursor does not move to its time, so later
+    events are not skipped.
+  - B(A trail that says nothing.) HCP Terraform's documents say user and team tokens cannot read the audit trail,
+    not how they are refused. A 401 or 404 fails with words that name the token kind; an empty answer where
+    events were delivered before (or no event at all in 14 days) is reported with a warning that names the
+    token kind and an audit trail turned off (events sent to HCP audit log streaming).
+  - B(Rotation after a crash.) When O(dest) was rotated after a run was killed while appending, the next run looks
+    for the rotated file in the same directory (moved, or copied and truncated) and takes what reached it into
+    account; if it cannot be found, the run stops before writing and says what to do.
+  - An event listed later than O(lookback) after its own time is not delivered (the API can only be asked for
+    events after a time). Without O(cursor_file) or O(position) nothing is remembered between runs.
   - Rate limits (HTTP 429) and gateway errors are retried by the shared client (see O(max_retries)). A run that
     still fails has written nothing; the next run starts from the same position.
 seealso:
@@ -132,6 +167,14 @@ EXAMPLES = r"""
     max_events: 500
   register: recent
 
+- name: The events after those, each once (including events HCP Terraform lists late)
+  tfe.audit.tfe_audit_trail_events:
+    hostname: app.eu.terraform.io
+    token: "{{ vault_tfe_audit_trail_token }}"
+    position: "{{ recent.next_position }}"
+    max_events: 500
+  register: more
+
 - name: Token creations among them
   ansible.builtin.debug:
     msg: "{{ recent.events | selectattr('resource.type', 'equalto', 'authentication_token') | list }}"
@@ -149,6 +192,8 @@ RETURN = r"""
 events:
   description:
     - The events, oldest first, as the API returns them.
+    - An event that cannot be read comes last, as an object whose only key C(tfe_audit_unreadable) holds C(reason),
+      C(sha256) and C(base64) (its bytes as they came, base64-encoded).
     - Only without O(dest).
   returned: when O(dest) is not set
   type: list
@@ -187,11 +232,18 @@ next_since:
   description:
     - The timestamp of the newest event returned or exported (with O(cursor_file), the cursor's), else O(since).
     - V(null) when there is neither.
-    - Without O(dest), passing it as O(since) to the next run continues without a gap or a repeat.
-      With O(dest), use O(cursor_file) for exact resumption.
+    - Passing it as O(since) to the next run loses events that HCP Terraform lists late, and ones that share its
+      millisecond and arrive later. Pass RV(next_position) as O(position) instead (with O(dest), O(cursor_file)).
   returned: always
   type: str
   sample: "2030-06-30T17:52:46.000Z"
+next_position:
+  description:
+    - Where this run stopped, as one opaque text (the delivered ids of the last O(lookback), no secret). Pass it as
+      O(position) to the next run to get every later event once, late ones included.
+  returned: when O(dest) is not set
+  type: str
+  sample: eJyrVkrOz0tLTS4pLUpVslIyNDAw0TcwAKKi1OLUvMTkxJzUvMQilVoAXxsMXA
 recovered:
   description:
     - Events found in O(dest) that a killed run had appended after its last cursor update, now adopted into the
@@ -231,28 +283,40 @@ listing_order:
 """
 
 import os
+import re
 
-from ansible_collections.tfe.audit.plugins.module_utils._client import TfeError
-from ansible_collections.tfe.audit.plugins.module_utils._export import (
-    ExportError,
-    canonical_time,
-    export,
-    read_events,
-)
-from ansible_collections.tfe.audit.plugins.module_utils._module import OptionError, TfeModule
+from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor, canonical_time
+from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, OptionError
+from ansible_collections.tfe.audit.plugins.module_utils._export import export, read_events
+from ansible_collections.tfe.audit.plugins.module_utils._module import TfeModule, parse_duration
 
 MAX_PAGE_SIZE = 1000
+DEFAULT_LOOKBACK = "30m"
+
+
+def parse_lookback(value):
+    """``30m``, ``2h`` ... as a timedelta; ``0`` (or ``0m`` ...) for none."""
+    text = str(value).strip().lower()
+    if re.match(r"^0+[wdhms]?$", text):
+        return None
+    return parse_duration(text, "lookback")
 
 
 def parse_options(params):
     """Validate the module's own options before any API call. Raises ``OptionError``."""
     options = dict(since=None, page_size=params["page_size"], max_events=params["max_events"],
-                   dest=params["dest"], cursor_file=params["cursor_file"])
+                   dest=params["dest"], cursor_file=params["cursor_file"], position=params["position"],
+                   lookback=parse_lookback(params["lookback"]))
     if params["since"] is not None:
         try:
             options["since"] = canonical_time(params["since"], "since")
-        except ExportError as exc:
+        except FeedError as exc:
             raise OptionError(str(exc).replace("for example ", "for example since: "))
+    if options["position"] is not None:
+        try:
+            Cursor.from_token(options["position"])
+        except FeedError as exc:
+            raise OptionError(str(exc))
     if options["page_size"] is None or not 1 <= options["page_size"] <= MAX_PAGE_SIZE:
         raise OptionError("page_size must be from 1 to %s, got %r; for example page_size: 1000"
                           % (MAX_PAGE_SIZE, options["page_size"]))
@@ -285,36 +349,39 @@ def main():
             max_events=dict(type="int"),
             dest=dict(type="path"),
             cursor_file=dict(type="path"),
+            position=dict(type="str", no_log=False),
+            lookback=dict(type="str", default=DEFAULT_LOOKBACK),
         ),
         required_by=dict(cursor_file="dest"),
+        mutually_exclusive=[("since", "position"), ("dest", "position")],
         supports_check_mode=True,
     )
     options = tfe.option(parse_options, tfe.params)
+    tfe.doing("read the audit trail", hints=API_HINTS)
+    tfe.run(read_or_export, tfe, options)
+
+
+def read_or_export(tfe, options):
+    """The events into the result, or appended to dest; ``tfe.result`` holds what was done if it fails."""
     client = tfe.client
 
     def fetch(since, page, page_size):
         return client.read_audit_trail(since=since, page=page, page_size=page_size)
 
-    result = {}
-    try:
-        if options["dest"] is None:
-            result = read_events(fetch, options["since"], options["page_size"], options["max_events"], tfe.warn)
-            result["changed"] = False
-        else:
-            export(fetch, options, tfe.check_mode, tfe.warn, result)
-    except ExportError as exc:
-        tfe.fail_json(str(exc), **result)
-    except TfeError as exc:
-        tfe.fail_api(exc, "read the audit trail", hints=API_HINTS, **result)
-    tfe.exit_json(**result)
+    if options["dest"] is None:
+        return dict(read_events(fetch, options, tfe.warn), changed=False)
+    return export(fetch, options, tfe.check_mode, tfe.warn, tfe.result)
 
 
-# What a 401 or 404 of the audit trail means: its own token, and its organization's entitlement.
+# What a 401 or 404 of the audit trail means: its own token, its kind, and its organization.
 API_HINTS = {
-    401: "The token is invalid, expired or replaced, or it is not an audit trail token or an organization token "
-         "(user and team tokens are refused). Pass the organization's current audit trail token in token.",
-    404: "The token's organization lacks the audit-logging entitlement (HCP Terraform Business tier), or the host "
-         "has no audit trail API.",
+    401: "The token is invalid, expired, replaced, or longer-lived than the organization's token lifetime policy "
+         "now allows, or it is not an audit trail token or an organization token (user and team tokens are "
+         "refused). Pass the organization's current audit trail token in token.",
+    404: "The token may be a user or team token (HCP Terraform may answer those with 404), the token's organization "
+         "may lack the audit-logging entitlement (HCP Terraform Business tier) or have its audit trail turned off "
+         "(its events going to HCP audit log streaming), or the host has no audit trail API. Pass the "
+         "organization's audit trail token or an organization token.",
 }
 
 

@@ -22,6 +22,11 @@ description:
     C(register) still receives it.
   - Refuses to act on Terraform Enterprise, where the same request would regenerate or revoke the
     organization's regular API token.
+  - Runs pipelined (its action plugin turns pipelining on for the task, also under become), so its arguments, which
+    may hold O(known_token) and O(token), are never written to a temp file. Where the module cannot run pipelined
+    (a become method such as C(su), a connection without pipelining, C(ANSIBLE_KEEP_REMOTE_FILES)) and O(token) or
+    O(known_token) is set, the task fails before any API call; give the API token through E(TFE_TOKEN) or run the
+    task without become.
 author:
   - tfe.audit maintainers (@tfe-audit)
 attributes:
@@ -160,9 +165,8 @@ reason:
 
 from datetime import timedelta
 
-from ansible_collections.tfe.audit.plugins.module_utils._client import TfeError
+from ansible_collections.tfe.audit.plugins.module_utils._errors import OptionError, TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._module import (
-    OptionError,
     TfeModule,
     format_rfc3339,
     organization_argument_spec,
@@ -175,15 +179,15 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
 from ansible_collections.tfe.audit.plugins.module_utils._time import utcnow
 
 METADATA = ("id", "created_at", "expired_at", "last_used_at")
+# Both set the new token's expiry.
+MUTUALLY_EXCLUSIVE = [("expired_at", "lifetime")]
 
 
 def parse_options(params, now):
     """Validate the module's own options before any API call. Raises ``OptionError``."""
-    options = dict(organization=validate_organization(params["organization"]), expired_at=None,
-                   lifetime=None, rotate_before=None)
-    if params["expired_at"] is not None and params["lifetime"] is not None:
-        raise OptionError("expired_at and lifetime are mutually exclusive (both set the new token's expiry); give "
-                          "one, for example lifetime: 90d or expired_at: '2030-12-31T23:59:59Z'")
+    options = dict((key, params[key]) for key in ("state", "force_regenerate", "known_token", "verify_known_token"))
+    options.update(organization=validate_organization(params["organization"]), expired_at=None, lifetime=None,
+                   rotate_before=None)
     if params["expired_at"] is not None:
         options["expired_at"] = parse_rfc3339(params["expired_at"])
         if options["expired_at"] <= now:
@@ -226,6 +230,65 @@ def _metadata(token):
     return dict((key, (token or {}).get(key)) for key in METADATA)
 
 
+def _call(tfe, step, organization, method, *args):
+    """One API call; a failure ends the run with a message that names the step and the organization."""
+    try:
+        return method(*args)
+    except TfeError as exc:
+        tfe.fail_api(exc, step, organization)
+
+
+def _decide(tfe, current, options, now):
+    """``decide()``, then the known_token check (one request) when nothing else asks for a new token."""
+    decision = (current, options["state"], options["force_regenerate"], options["expired_at"],
+                options["rotate_before"], now)
+    operation, reason = decide(*decision)
+    known = options["known_token"]
+    if operation != "none" or options["state"] != "present" or known is None:
+        return operation, reason
+    live = bool(known) and (not options["verify_known_token"] or _call(
+        tfe, "check the known_token against the audit trail", options["organization"],
+        tfe.client.audit_trail_token_is_live, known))
+    return decide(*decision, known_token_live=live)
+
+
+def _act(tfe, operation, reason, current, options, now):
+    """``(operation, reason, the token after the run)``; a created token holds its new secret in ``token``."""
+    organization = options["organization"]
+    if operation in ("create", "regenerate"):
+        expiry = options["expired_at"] or (now + options["lifetime"] if options["lifetime"] else None)
+        expiry = format_rfc3339(expiry) if expiry else None
+        if tfe.check_mode:
+            return operation, reason, dict(expired_at=expiry)
+        return operation, reason, _call(tfe, "%s the audit trail token" % operation, organization,
+                                        tfe.client.create_audit_trail_token, organization, expiry)
+    if operation == "delete" and not tfe.check_mode and not _call(
+            tfe, "delete the audit trail token", organization, tfe.client.delete_audit_trail_token, organization):
+        return "none", "the token was already gone", None
+    return operation, reason, None if operation == "delete" else current
+
+
+def _report(tfe, operation, reason, current, after, options, now):
+    """The module's result. After a create nothing here may fail: the new secret exists only in ``after``."""
+    organization, state = options["organization"], options["state"]
+    result = dict(changed=operation != "none", operation=operation, reason=reason, organization=organization)
+    if after and after.get("token"):
+        result["token"] = after["token"]
+    # What the client could not take from the answer (metadata of a shape it refuses): the secret is kept anyway.
+    for warning in (after or {}).get("warnings") or ():
+        tfe.warn(str(warning))
+    if state == "present":
+        result.update(_metadata(after))
+        expiry = parse_api_time(result["expired_at"])
+        if operation == "none" and expiry is not None and expiry <= now:
+            tfe.warn("The audit trail token of %s expired at %s; set rotate_before (for example 30d) or "
+                     "force_regenerate to replace it." % (organization, result["expired_at"]))
+    result["diff"] = dict(
+        before=dict(organization=organization, state="present" if current else "absent", **_metadata(current)),
+        after=dict(organization=organization, state=state, **_metadata(after)))
+    return result
+
+
 def main():
     tfe = TfeModule(
         argument_spec=dict(
@@ -234,54 +297,16 @@ def main():
             verify_known_token=dict(type="bool", default=True),
             **token_argument_spec()
         ),
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
     )
-    params = tfe.params
     now = utcnow()
-    options = tfe.option(parse_options, params, now)
-    organization = options["organization"]
-    state = params["state"]
-
-    step = "read the audit trail token"
-    try:
-        current = tfe.client.read_audit_trail_token(organization)
-        decision = (current, state, params["force_regenerate"], options["expired_at"], options["rotate_before"], now)
-        operation, reason = decide(*decision)
-        if operation == "none" and state == "present" and params["known_token"] is not None:
-            step = "check the known_token against the audit trail"
-            live = bool(params["known_token"]) and (
-                not params["verify_known_token"] or tfe.client.audit_trail_token_is_live(params["known_token"]))
-            operation, reason = decide(*decision, known_token_live=live)
-        result = dict(changed=operation != "none", operation=operation, reason=reason, organization=organization)
-        before = dict(organization=organization, state="present" if current else "absent", **_metadata(current))
-
-        after_token = current
-        if operation in ("create", "regenerate"):
-            step = "%s the audit trail token" % operation
-            expiry = options["expired_at"] or (now + options["lifetime"] if options["lifetime"] else None)
-            if tfe.check_mode:
-                after_token = dict(expired_at=format_rfc3339(expiry) if expiry else None)
-            else:
-                after_token = tfe.client.create_audit_trail_token(
-                    organization, format_rfc3339(expiry) if expiry else None)
-                result["token"] = after_token["token"]
-        elif operation == "delete":
-            step = "delete the audit trail token"
-            after_token = None
-            if not tfe.check_mode and not tfe.client.delete_audit_trail_token(organization):
-                result.update(changed=False, operation="none", reason="the token was already gone")
-    except TfeError as exc:
-        tfe.fail_api(exc, step, organization)
-
-    if state == "present":
-        result.update(_metadata(after_token))
-        expiry = parse_api_time(result["expired_at"])
-        if operation == "none" and expiry is not None and expiry <= now:
-            tfe.warn("The audit trail token of %s expired at %s; set rotate_before (for example 30d) or "
-                     "force_regenerate to replace it." % (organization, result["expired_at"]))
-    after = dict(organization=organization, state=state, **_metadata(after_token))
-    result["diff"] = dict(before=before, after=after)
-    tfe.exit_json(**result)
+    options = tfe.option(parse_options, tfe.params, now)
+    current = _call(tfe, "read the audit trail token", options["organization"],
+                    tfe.client.read_audit_trail_token, options["organization"])
+    operation, reason = _decide(tfe, current, options, now)
+    operation, reason, after = _act(tfe, operation, reason, current, options, now)
+    tfe.exit_json(**_report(tfe, operation, reason, current, after, options, now))
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ last_used_at:
   sample: "2026-02-01T08:00:00.000Z"
 """
 
-from ansible_collections.tfe.audit.plugins.module_utils._client import TfeError
+from ansible_collections.tfe.audit.plugins.module_utils._errors import TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._module import (
     TfeModule,
     organization_argument_spec,

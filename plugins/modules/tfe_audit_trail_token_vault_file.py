@@ -33,6 +33,9 @@ description:
     HCP Terraform, like a stored one, and stores it.
   - Refuses to run when C(ANSIBLE_KEEP_REMOTE_FILES) is enabled, which would keep the module's arguments (the stored
     secret, the API token) on disk in clear text.
+  - Runs the module pipelined (also under become), so its arguments are never written to a temp file; where it
+    cannot run pipelined (a become method such as C(su)) and they hold a secret (a stored one, or O(token)), the task
+    fails before any API call.
   - The task's output is hidden (as with C(no_log)) whenever the result holds the secret, while C(register)
     receives it.
   - This is an action plugin that runs on the controller; the module's own part runs where the task runs
@@ -191,11 +194,8 @@ token:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tfe.audit.plugins.module_utils._module import (
-    connection_argument_spec,
-    organization_argument_spec,
-    token_argument_spec,
-)
+from ansible_collections.tfe.audit.plugins.module_utils._connection import connection_argument_spec
+from ansible_collections.tfe.audit.plugins.module_utils._module import organization_argument_spec, token_argument_spec
 
 
 # The one argument spec of tfe.audit.tfe_audit_trail_token_vault_file: this stub's (for the sanity tests'

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import threading
 import time
 
 from ansible.template import Templar
 
-from ansible_collections.tfe.audit.plugins.module_utils import _client
+from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._untrusted import inert, inert_json, use_installed_check
 from ansible_collections.tfe.audit.plugins.plugin_utils import _source_feed as feed
 from ansible_collections.tfe.audit.plugins.plugin_utils._source_delivery import Delivery
@@ -32,7 +33,7 @@ STALE_CHECK_EVERY = 1.0
 
 
 def _describe(exc):
-    """A :class:`_client.TfeError` as a problem, with a hint where the client's message has none."""
+    """A :class:`TfeError` as a problem, with a hint where the client's message has none."""
     message = str(exc)
     if exc.status == 404 and exc.kind == "http":
         message += (" (the token's organization lacks the audit-logging entitlement, or the host has no audit trail "
@@ -121,11 +122,7 @@ class AuditTrailSource:
 
     def _client_for(self, token):
         if self._client is None or token != self._client_token:
-            options, connection = self.options, self.options.connection
-            client = _client.TfeClient(
-                connection.base_url, token, verify=connection.verify, timeout=options.timeout,
-                max_retries=options.max_retries, max_wait=options.max_wait, hostname=connection.host,
-                allow_unverified_platform=connection.allow_unverified_platform, warn=logger.warning)
+            client = self.options.connection.client_for(token, warn=logger.warning, max_wait=self.options.max_wait)
             if self._client is not None:
                 client.platform = self._client.platform  # the host did not change: no second platform check
                 self._client.session.close()
@@ -147,44 +144,47 @@ class AuditTrailSource:
         try:
             walk, spool = await feed.read_new(self._client_for(token).read_audit_trail, start,
                                               self.options.page_size, self._stop)
-        except _client.TfeError as exc:
+        except TfeError as exc:
             if exc.status == 401:
                 await self._token_refused(token, origin)
             else:
                 await self._failed(_describe(exc))
             return
-        except feed.FeedError as exc:
+        except FeedError as exc:
             await self._failed(Problem(str(exc), "malformed"))
             return
         with spool:
             self.stale_token = None
             await self._recovered()
             await self._gap(start, walk)
-            await self._emit(spool)
+            await self._emit(spool, walk)
 
-    def _event(self, line):
+    def _event(self, key, line):
         """One audit event for the queue: censored, made inert, and the exact original beside it when that
-        changed it, in a form no template engine reads."""
+        changed it, in a form no template engine reads. An event that cannot be read comes as the feed gives it
+        (``tfe_audit_unreadable``: its bytes base64-encoded, and why)."""
         text = self.censor.text(line.decode("utf-8"))
+        if key[0] is None:
+            return inert(json.loads(text))[0]
         audit, changed = inert_json(text)
         event = {"tfe_audit": audit}
         if changed:
             event["tfe_audit_original"] = base64.b64encode(text.encode("utf-8")).decode("ascii")
         return event
 
-    async def _emit(self, spool):
+    async def _emit(self, spool, walk):
         last_save, count = self._clock(), 0
         # emit() moves the position's emitted past each event as it yields it, before the put: a put cancelled
         # while waiting for room puts nothing, but then the source is ending and emitted no longer matters.
-        for key, line in self.position.emit(spool):
-            await self.delivery.put(self._event(line), key)
+        for key, line in self.position.emit(spool, walk):
+            await self.delivery.put(self._event(key, line), key)
             self.position.record(self.delivery.taken())
             count += 1
             if self._clock() - last_save >= SAVE_EVERY:
                 await self._save()
                 last_save = self._clock()
         if count:
-            logger.debug("emitted %d audit event(s), now at %s", count, self.position.emitted.timestamp)
+            logger.debug("emitted %d audit event(s), now at %s", count, self.position.emitted.newest)
             # A rulebook stopped by a signal the JVM handles exits at once, without cancelling its sources: the
             # state written after a poll should hold every event of it.
             await self.delivery.wait_taken(SETTLE_LIMIT)
@@ -239,9 +239,8 @@ class AuditTrailSource:
             logger.warning("the token argument is set: ansible-rulebook prints the arguments of its sources at -vv, "
                            "this token included. Give it in token_file, or in the environment variable "
                            "TFE_AUDIT_TRAIL_TOKEN, instead.")
-        if options.connection.plain_http_remote:
-            logger.warning("hostname %s uses plain http to a host that is not loopback: the token travels "
-                           "unencrypted (allow_insecure_http is true). Use https://.", options.connection.base_url)
+        for warning in options.connection.warnings:  # plain http that allow_insecure_http let through
+            logger.warning("%s", warning)
 
     async def run(self):
         """Poll every ``interval`` until cancelled; the state is written when cancelled."""

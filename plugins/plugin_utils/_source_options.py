@@ -17,7 +17,10 @@ import os
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
-from ansible_collections.tfe.audit.plugins.module_utils import _client, _export, _module
+from ansible_collections.tfe.audit.plugins.module_utils import _client
+from ansible_collections.tfe.audit.plugins.module_utils._connection import Endpoint, check_token, connection_argument_spec
+from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor
+from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, OptionError
 from ansible_collections.tfe.audit.plugins.module_utils._untrusted import Censor
 
 NAME = "tfe.audit.audit_trail"
@@ -57,7 +60,7 @@ class Problem(Exception):
 def argument_spec(own_spec):
     """The modules' connection options, then the source's own. The token's environment fallback is the source's
     own (:data:`TOKEN_VARIABLES`, read before each poll like token_file), so the spec has none."""
-    spec = _module.connection_argument_spec()
+    spec = connection_argument_spec()
     spec["token"] = dict(spec["token"])
     spec["token"].pop("fallback", None)
     spec.update(own_spec)
@@ -101,11 +104,12 @@ def requests_problem():
 
 
 def resolve_endpoint(params):
-    """hostname, validate_certs, ca_path and the plain-http rules, exactly as the modules resolve them. The token
-    is not part of it (the source reads its own before each poll): a stand-in fills the token slot."""
+    """hostname, validate_certs, ca_path, timeout, max_retries and the plain-http rules (a loopback http:// that a
+    proxy from the environment would carry included), exactly as the modules resolve them: everything but the
+    token, which the source reads itself before each poll."""
     try:
-        return _module.Connection(dict(params, token="-"))
-    except _module.OptionError as exc:
+        return Endpoint(params)
+    except OptionError as exc:
         raise ArgumentError(str(exc)) from None
 
 
@@ -132,8 +136,8 @@ def _since(value):
     if value.strip().lower() == "now":
         return "now"
     try:
-        return _export.Cursor.after(value).timestamp
-    except _export.ExportError:
+        return Cursor.after(value).newest
+    except FeedError:
         raise ArgumentError("since must be now or an RFC 3339 date-time with a time zone offset or Z, got %r; for "
                             "example since: %s" % (value[:64], VALID_VALUES["since"])) from None
 
@@ -172,7 +176,6 @@ class Options:
         except Problem as exc:
             raise ArgumentError(exc.message) from None
         self.connection = resolve_endpoint(params)
-        self.timeout, self.max_retries = params["timeout"], params["max_retries"]
         self.max_wait = max(MIN_REQUEST_WAIT, min(MAX_REQUEST_WAIT, self.interval))
 
 
@@ -189,11 +192,19 @@ class Tokens:
         if self.token_file:
             return self._read_file(), "token_file"
         if self._token:
-            return self._token, "token"
+            return self._checked(self._token, "the token argument", "token"), "token"
         for name in TOKEN_VARIABLES:
             if self._environ.get(name):
-                return self._environ[name], name
+                return self._checked(self._environ[name], "the environment variable %s" % name, "token"), name
         return None, None
+
+    @staticmethod
+    def _checked(token, where, kind):
+        """``token`` when HTTP can carry it: a header the HTTP library refuses would be quoted in its error."""
+        try:
+            return check_token(token, where)
+        except OptionError as exc:
+            raise Problem(str(exc), kind) from None
 
     def _read_file(self):
         try:
@@ -210,7 +221,7 @@ class Tokens:
         if not token or any(char.isspace() for char in token):
             raise Problem("token_file %s must hold only the token (it is %s)"
                           % (self.token_file, "empty" if not token else "several words"), "token_file")
-        return token
+        return self._checked(token, "token_file %s" % self.token_file, "token_file")
 
     def where(self, origin):
         """Where a token came from, for a message."""

@@ -16,6 +16,7 @@ import asyncio
 import os
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "emulator"))
 
@@ -47,7 +48,7 @@ def measure(count, same_millisecond):
     with Emulator(platform="hcp", api_tokens=("admin",)) as emu:
         emu.add_organization("acme", entitlement=True)
         token = emu.regenerate_audit_trail_token("acme")["token"]
-        stamp = "2030-01-01T00:00:00.000Z"
+        stamp = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         if same_millisecond:
             emu.seed_events("acme", count=count - 1, timestamp=stamp)
         else:

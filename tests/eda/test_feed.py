@@ -71,7 +71,7 @@ def test_every_event_once_live_latency_idle_poll_and_restart(order, emulator_fac
     assert_clean(book.text)
     saved = state_of(state)
     assert saved["exported"] == total + 4
-    assert saved["timestamp"] == trail(emu)[-1][0] and trail(emu)[-1][1] in saved["ids"]
+    assert saved["newest"] == trail(emu)[-1][0] and list(trail(emu)[-1]) in saved["seen"]
     assert os.stat(state).st_mode & 0o777 == 0o600
 
     # A restart repeats nothing: only the events created while it was stopped arrive.

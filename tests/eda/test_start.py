@@ -8,8 +8,6 @@ import socket
 import threading
 import time
 
-import pytest
-
 from conftest import assert_clean, source_rulebook
 
 WARNING = "ansible-rulebook prints the arguments of its sources at -vv"
@@ -59,8 +57,6 @@ class Proxy:
         self.server.close()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the shared endpoint rule for a loopback http:// hostname behind an "
-                                       "environment proxy (_connection.py, the client engineer's change)")
 def test_a_loopback_http_hostname_behind_an_environment_proxy_is_refused_at_start(emulator_factory, rulebook):
     emu = emulator_factory("newest")
     secret = emu.regenerate_audit_trail_token("acme")["token"]

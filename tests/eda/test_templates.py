@@ -74,7 +74,7 @@ def test_a_template_planted_by_the_server_runs_nothing_in_any_playbook(core, cor
     markers = tmp_path / "markers"
     markers.mkdir()
     forms = template_forms(lambda name: "touch %s/%s" % (markers, name))
-    plant(emu, planted_event(forms, timestamp=format_time(datetime.now(timezone.utc))))
+    plant(emu, planted_event(forms))
     # The first poll is answered 500 with error texts of the server's choosing.
     titles = [{"title": forms["variable"]}, {"title": forms["header_variable"]}, {"detail": forms["block"]}]
     emu.add_fault(method="GET", path="audit-trail", status=500, body=json.dumps({"errors": titles}))
@@ -88,7 +88,7 @@ def test_a_template_planted_by_the_server_runs_nothing_in_any_playbook(core, cor
     rules = yaml.safe_load((ROOT / "extensions" / "eda" / "rulebooks" / "watch_organization.yml").read_text())
     rules[0]["rules"].extend(user_rules(tmp_path / "probe.yml", probe_dir))
     report = tmp_path / "alerts.ndjson"
-    since = format_time(datetime.now(timezone.utc) - timedelta(hours=1))
+    since = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     book = rulebook(with_record_rule(rules), name="templates",
                     env={"TFE_HOSTNAME": emu.url, "PATH": "%s:%s:%s" % (path, BIN, os.environ["PATH"])},
                     variables={"tfe_audit_dir": str(audit_dir), "tfe_automation_accessor_id": "user-none",
@@ -113,10 +113,6 @@ def test_a_template_planted_by_the_server_runs_nothing_in_any_playbook(core, cor
     reported = [json.loads(line) for line in report.read_text().splitlines()]
     assert [event["auth"]["description"] for event in reported if event["id"] == "planted-1"] == \
         ["# jinja2:" + forms["header_variable"][len("#jinja2:"):]]
-
-
-def format_time(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
 
 
 def book_core(text):

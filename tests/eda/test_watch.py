@@ -11,13 +11,9 @@ from datetime import datetime, timedelta, timezone
 import requests
 
 from conftest import ROOT, assert_clean, plant, trail, with_record_rule, write_token
+from template_forms import now_text
 
 INTERVAL = 2
-
-
-def now_text():
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
 
 
 def test_the_watch_rulebook_reacts_to_the_chosen_events_only(emulator_factory, rulebook, admin_token, tmp_path):

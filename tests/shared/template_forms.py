@@ -10,6 +10,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from datetime import datetime, timezone
+
 START_STRINGS = ("{{", "{%", "{#")
 HEADER = "#jinja2:"
 
@@ -36,9 +38,11 @@ def template_forms(command_for):
     }
 
 
-def planted_event(forms, event_id="planted-1", timestamp="2030-01-01T00:00:00.000Z", accessor_id="user-planted"):
-    """A workspace-destroy audit event holding every form in values, in keys and in nested lists."""
+def planted_event(forms, event_id="planted-1", timestamp=None, accessor_id="user-planted"):
+    """A workspace-destroy audit event holding every form in values, in keys and in nested lists (at
+    ``timestamp``, default now)."""
     names = sorted(forms)
+    timestamp = timestamp or now_text()
     return {"id": event_id, "version": "0", "type": "Resource", "timestamp": timestamp,
             "auth": {"accessor_id": accessor_id, "description": forms["header_variable"], "type": "Client",
                      "impersonator_id": None, "organization_id": "org-planted"},
@@ -46,6 +50,12 @@ def planted_event(forms, event_id="planted-1", timestamp="2030-01-01T00:00:00.00
             "resource": {"id": forms["variable"], "type": "workspace", "action": "destroy",
                          "meta": {"values": dict(forms), "keys": dict((forms[name], name) for name in names),
                                   "lists": [[forms[name], [{forms[name]: [forms[name]]}]] for name in names]}}}
+
+
+def now_text():
+    """Now, as the API writes times (``2030-12-31T23:59:59.123Z``)."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
 
 
 def strings(value):

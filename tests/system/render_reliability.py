@@ -45,6 +45,13 @@ SUITES = collections.OrderedDict([
                     "HCP Terraform's documents do not say in which order the audit trail is listed; the emulator "
                     "lists newest first, then oldest first. After each case, dest is compared with every event the "
                     "emulator keeps: duplicates and missing must be 0, and the lines in time order.")),
+    ("broken pages", ("Broken and hostile pages of the audit trail", ["case", "order", "outcome", "lost", "duplicated",
+                                                                      "rerun_exact", "message"],
+                      "The emulator breaks one answer of the audit trail (or adds one odd event), the export runs, the "
+                      "answer is mended and the export runs again; new events arrive before each case. A malformed "
+                      "answer must fail the run before anything is written (clean failure); an odd event must be "
+                      "delivered once (complete export). lost and duplicated count the events of the whole suite "
+                      "missing from dest or in it twice after the rerun: must be 0.")),
     ("hostile", ("Hostile server and planted files", ["case", "outcome", "code_execution", "truncated", "token_off_host"],
                  "A server that is not HCP Terraform answers with planted values, or the run is given a planted "
                  "hostname, environment variable or file. Per case (1 = happened): code_execution, a planted "
@@ -83,6 +90,12 @@ def main(results, target):
         out += ["**Audit trail export cases: %d (%d newest first, %d oldest first); not exact: %d.**" % (
             len(feed), sum(1 for row in feed if row.get("order", "").startswith("newest")),
             sum(1 for row in feed if row.get("order", "").startswith("oldest")), wrong), ""]
+    broken = by_suite.get("broken pages", [])
+    lost = sum(int(row.get("lost") or 0) + int(row.get("duplicated") or 0) for row in broken)
+    if broken:
+        out += ["**Broken or hostile pages: %d cases; events lost or duplicated: %d; reruns not exact: %d.**" % (
+            len(broken), lost, sum(1 for row in broken if not row.get("rerun_exact"))), ""]
+        wrong += lost
     hostile_line, hostile = hostile_summary(by_suite.get("hostile", []))
     if by_suite.get("hostile"):
         out += [hostile_line, ""]

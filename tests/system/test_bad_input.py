@@ -16,6 +16,8 @@ INFO_MODULE = "tfe.audit.tfe_audit_trail_token_info"
 # For hostnames that an older release did not refuse: a proxy on a closed loopback port, so that such a
 # release fails at loopback instead of resolving or reaching another host.
 NOWHERE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
+# A proxy that would carry the emulator's loopback http:// URL, and the API token with it, in clear text.
+CARRIED = {"HTTP_PROXY": "http://127.0.0.1:9", "no_proxy": "", "NO_PROXY": ""}
 
 # (module, arguments, option the message must name, extra environment)
 CASES = [
@@ -64,6 +66,10 @@ CASES = [
     (TOKEN_MODULE, {"state": "gone"}, "state", None),
     (TOKEN_MODULE, {"force_regenerate": "maybe"}, "force_regenerate", None),
     (TOKEN_MODULE, {}, "TFE_SSL_SKIP_VERIFY", {"TFE_SSL_SKIP_VERIFY": "perhaps"}),
+    (TOKEN_MODULE, {"token": "not-only-the-token\nX-Injected: 1"}, "token option", None),
+    (INFO_MODULE, {"token": "not only the token"}, "token option", None),
+    (TOKEN_MODULE, {}, "allow_insecure_http", CARRIED),
+    (INFO_MODULE, {}, "no_proxy", CARRIED),
     (INFO_MODULE, {"organization": "a b"}, "organization", None),
     (INFO_MODULE, {"hostname": "tfe.example.com/path"}, "hostname", None),
     (INFO_MODULE, {"timeout": 0}, "timeout", None),
@@ -93,7 +99,7 @@ def playbook(url):
 def test_bad_input_fails_before_any_request_naming_the_option(emulator, admin_token, run_playbook):
     run = run_playbook(playbook(emulator.url), env={"TFE_TOKEN": admin_token})
     assert run.rc == 0, run
-    assert "Traceback" not in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr and "not-only-the-token" not in run.stdout + run.stderr
     outcomes = json.loads((run.workdir / "outcomes.json").read_text())
 
     for index, (module, args, option, environment) in enumerate(CASES):
@@ -103,6 +109,7 @@ def test_bad_input_fails_before_any_request_naming_the_option(emulator, admin_to
                failed=outcome["failed"], message=outcome["msg"])
         assert outcome["failed"], (module, args)
         assert option in outcome["msg"], (module, args, outcome["msg"])
+        assert "not-only-the-token" not in outcome["msg"] and "not only the token" not in outcome["msg"]
     assert len(CASES) >= 30
     assert emulator.requests == [], "bad input reached the API"
 

@@ -57,6 +57,8 @@ CASES = [
     ("HTML page from a proxy", dict(method="GET", path="authentication-token", status=200, count=1,
                                     headers={"Content-Type": "text/html"}, body="<html>Sign in</html>"),
      {}, False, ["not JSON", "text/html"], 1),
+    ("answer larger than 64 MiB", dict(method="GET", path="authentication-token", status=200, count=1,
+                                       body=" " * (64 << 20) + "{}"), {}, False, ["larger than 67108864 bytes"], 1),
     ("415 answer", dict(method="POST", status=415, count=1, body=json.dumps(
         {"errors": [{"status": "415", "title": "unsupported media type", "detail": "Content-Type is required"}]})),
      {}, False, ["HTTP 415", "Content-Type is required"], 1),

@@ -161,6 +161,69 @@ def test_planted_token_never_reaches_the_roles_vault_file(emulator, admin_token,
     assert vault_file.read_bytes() == before
 
 
+# -- answers Python cannot decode whole, and metadata it cannot use ------------------------------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+PAGE = '{"data": [{"id": "ev-1", "timestamp": "2030-01-01T00:00:00.000Z"}, {"id": "ev-2", "deep": %s}], ' \
+       '"pagination": {"current_page": 1, "prev_page": null, "next_page": null, "total_pages": 1, "total_count": 2}}' \
+    % DEEP
+
+
+def outcome_playbook(tasks):
+    keep = {"name": "Keep the outcomes", "ansible.builtin.copy": {
+        "dest": "{{ playbook_dir }}/outcomes.json", "mode": "0600", "content": "{{ {%s} | to_json }}" % ", ".join(
+            "'%s': {'failed': %s.failed | default(false), 'msg': %s.msg | default(''), "
+            "'expired_at': %s.expired_at | default('unset'), 'token_kept': %s.token | default('') == %r}"
+            % (task["register"], task["register"], task["register"], task["register"], task["register"],
+               REAL_LOOKING) for task in tasks)}}
+    return yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+                            "tasks": [dict(task, ignore_errors=True) for task in tasks] + [keep]}], sort_keys=False)
+
+
+def test_answers_nested_too_deeply_never_end_in_a_traceback(emulator, admin_token, run_playbook):
+    for method, path, body in (("GET", "authentication-token", '{"data": %s}' % DEEP),
+                               ("POST", "authentication-token", '{"data": {"attributes": {"token": %s}}}' % DEEP),
+                               ("GET", "audit-trail", PAGE)):
+        emulator.add_fault(method=method, path=path, status=201 if method == "POST" else 200, body=body,
+                           headers={"Content-Type": "application/json"})
+    trail_token = emulator.create_organization_token("acme")["token"]
+    tasks = [
+        {"name": "read", "tfe.audit.tfe_audit_trail_token_info": {"hostname": emulator.url, "organization": "acme"},
+         "register": "read"},
+        {"name": "create", "tfe.audit.tfe_audit_trail_token": {"hostname": emulator.url, "organization": "acme"},
+         "register": "create"},
+        {"name": "events", "tfe.audit.tfe_audit_trail_events": {"hostname": emulator.url, "token": trail_token},
+         "register": "events"},
+    ]
+    run = run_playbook(outcome_playbook(tasks), env={"TFE_TOKEN": admin_token})
+    assert run.rc == 0, run
+    assert "Traceback" not in run.stdout + run.stderr and "recursion" not in (run.stdout + run.stderr).lower()
+    outcomes = json.loads((run.workdir / "outcomes.json").read_text())
+    for case, outcome in sorted(outcomes.items()):
+        record(SUITE, "%s answer nested 5000 deep" % case, outcome="clean failure" if outcome["failed"] else "accepted",
+               code_execution=0, truncated=0, token_off_host=0, message=outcome["msg"][:300])
+    for case in ("read", "create"):
+        assert outcomes[case]["failed"] and "nested too deeply" in outcomes[case]["msg"], outcomes[case]
+        assert emulator.url in outcomes[case]["msg"]
+    # The page's other event is read, the deep one delivered as it came (the feed marks it unreadable).
+    assert not outcomes["events"]["failed"], outcomes["events"]
+
+
+def test_a_created_token_is_kept_when_its_expiry_is_beyond_year_9999(emulator, admin_token, run_playbook):
+    """The old token stopped working when the server created this one: failing would lose both."""
+    emulator.add_fault(method="POST", path="authentication-token", status=201,
+                       body=json.dumps(token_document(**{"expired-at": "9999-12-31T23:30:00.000-01:00"})),
+                       headers={"Content-Type": "application/vnd.api+json"})
+    tasks = [{"name": "create", "tfe.audit.tfe_audit_trail_token": {"hostname": emulator.url, "organization": "acme"},
+              "register": "create"}]
+    run = run_playbook(outcome_playbook(tasks), env={"TFE_TOKEN": admin_token})
+    assert run.rc == 0 and "Traceback" not in run.stdout + run.stderr, run
+    outcome = json.loads((run.workdir / "outcomes.json").read_text())["create"]
+    assert not outcome["failed"] and outcome["token_kept"] and outcome["expired_at"] is None, outcome
+    assert REAL_LOOKING not in run.stdout + run.stderr
+
+
 # -- hosts that are not the https host: a capture proxy stands in for all of them -----------------------
 
 class CaptureProxy:
@@ -226,6 +289,8 @@ OFF_HOST = [
      {"hostname": "http://evil.example\\.app.terraform.io"}, {"TFE_TOKEN": True}, ["hostname", "'\\'"]),
     ("underscore hostname picks up app.terraform.io's TF_TOKEN",
      {"hostname": "http://app_terraform.io"}, {"TF_TOKEN_app_terraform_io": True}, ["hostname", "no '_'"]),
+    ("loopback http:// carried by a proxy from the environment", {"hostname": "http://127.0.0.1:9"},
+     {"TFE_TOKEN": True}, ["hostname", "allow_insecure_http: true", "no_proxy"]),
 ]
 
 

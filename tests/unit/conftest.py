@@ -5,9 +5,6 @@
 * Puts ``<collection root>/tests/emulator`` on ``sys.path`` so tests can ``import tfe_emulator``.
 * Provides the ``emulator`` fixture: a started HCP Terraform emulator (function scope) that accepts
   the API token ``EMULATOR_TOKEN`` and knows the entitled organization ``acme``.
-
-The emulator module is imported lazily (inside the fixture), so this file works even when
-``tests/emulator/tfe_emulator.py`` does not exist yet.
 """
 
 from __future__ import annotations
@@ -31,10 +28,7 @@ if EMULATOR_DIR not in sys.path:
 @pytest.fixture
 def emulator():
     """Yield a running ``tfe_emulator.Emulator`` (platform hcp, org ``acme`` entitled); stopped afterwards."""
-    try:
-        import tfe_emulator  # pylint: disable=import-outside-toplevel
-    except ImportError as exc:  # pragma: no cover - only before the emulator exists
-        pytest.fail('cannot import tfe_emulator from %s: %s' % (EMULATOR_DIR, exc))
+    import tfe_emulator  # pylint: disable=import-outside-toplevel
 
     emu = tfe_emulator.Emulator(platform='hcp', api_tokens=(EMULATOR_TOKEN,))
     emu.add_organization(EMULATOR_ORG, entitlement=True)

@@ -1,275 +1,166 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Option resolution: hostname forms, where the token comes from, TLS settings, value parsers."""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""TfeModule: the one edge where errors become fail_json, what a failure says; the shared value parsers.
+(The connection options themselves: test_connection.py.)"""
 
 import json
+import socket
 from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.tfe.audit.plugins.module_utils._client import decode_jsonapi_errors
-from ansible_collections.tfe.audit.plugins.module_utils._time import UTC
+from ansible.module_utils import basic
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, OptionError
 from ansible_collections.tfe.audit.plugins.module_utils._module import (
-    Connection,
-    OptionError,
-    find_terraform_token,
+    TOKEN_MUTUALLY_EXCLUSIVE,
+    TfeModule,
     format_rfc3339,
+    organization_argument_spec,
     parse_duration,
-    parse_hostname,
     parse_rfc3339,
+    token_argument_spec,
     validate_organization,
 )
+from ansible_collections.tfe.audit.plugins.module_utils._time import UTC
+from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_token
+from ansible_collections.tfe.audit.tests.unit.conftest import EMULATOR_TOKEN
+from ansible_collections.tfe.audit.tests.unit.plugins.modules.module_runner import run_module
+
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                   "no_proxy", "NO_PROXY")
 
 
-def connection(environ=None, home="/nonexistent", **params):
-    base = dict(hostname="app.terraform.io", token=None, validate_certs=None, ca_path=None, timeout=30,
-                max_retries=5, allow_unverified_platform=False, allow_insecure_http=False)
-    base.update(params)
-    return Connection(base, environ=environ or {}, home=home)
+def module_running(work):
+    """A module's main() that hands its work to TfeModule.run, with no try of its own."""
+    def main():
+        tfe = TfeModule(argument_spec=organization_argument_spec(), supports_check_mode=True)
+        tfe.run(work, tfe)
+    return main
 
 
-@pytest.mark.parametrize("value, base_url, credentials_host", [
-    ("app.terraform.io", "https://app.terraform.io", "app.terraform.io"),
-    ("App.Terraform.IO", "https://app.terraform.io", "app.terraform.io"),
-    ("https://app.eu.terraform.io/", "https://app.eu.terraform.io", "app.eu.terraform.io"),
-    ("tfe.example.com:8443", "https://tfe.example.com:8443", "tfe.example.com:8443"),
-    ("https://tfe.example.com:443", "https://tfe.example.com:443", "tfe.example.com"),
-    ("http://127.0.0.1:8080", "http://127.0.0.1:8080", "127.0.0.1:8080"),
-    ("[::1]:8443", "https://[::1]:8443", "[::1]:8443"),
-    ("https://[2001:DB8::1]", "https://[2001:db8::1]", "[2001:db8::1]"),
-    ("http://localhost:80", "http://localhost:80", "localhost"),
-    ("my-tfe.example.com", "https://my-tfe.example.com", "my-tfe.example.com"),
-    ("xn--caf-dma.example", "https://xn--caf-dma.example", "xn--caf-dma.example"),
-    ("a" * 63 + ".example", "https://" + "a" * 63 + ".example", "a" * 63 + ".example"),
-    ("tfe.example.com:1", "https://tfe.example.com:1", "tfe.example.com:1"),
-    ("tfe.example.com:65535", "https://tfe.example.com:65535", "tfe.example.com:65535"),
-])
-def test_hostname_forms(value, base_url, credentials_host):
-    parsed = parse_hostname(value)
-    assert parsed[0] == base_url and parsed[2] == credentials_host
+def connection_args(emulator, **args):
+    return dict(dict(hostname=emulator.url, token=EMULATOR_TOKEN, organization="acme", max_retries=0), **args)
 
 
-@pytest.mark.parametrize("value", ["", "ftp://host", "host/path", "https://host/api/v2", "host:notaport",
-                                   "user@host", "https://", "host?x=1"])
-def test_bad_hostnames_name_the_option_and_show_an_example(value):
-    with pytest.raises(OptionError) as info:
-        parse_hostname(value)
-    assert "hostname" in str(info.value) and "for example" in str(info.value)
+@pytest.fixture
+def warnings(monkeypatch):
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, message: seen.append(message))
+    return seen
 
 
-# Each would reach another host than the one written, or is not a host at all: refused before any request.
-@pytest.mark.parametrize("value", [
-    "http://evil.example\\.app.terraform.io",   # urllib3 ends the authority at the backslash: evil.example
-    "https://evil.example\\@app.terraform.io",
-    "evil.example%2f.app.terraform.io",
-    "app.terraform.io%00",
-    "[fe80::1%25eth0]:443",
-    "app.terraform.io\r\nX-Injected: 1",
-    "app.terraform.io\x00.evil.example",
-    "app.terraform\x7f.io",
-    "user:password@app.terraform.io",
-    "app_terraform.io",
-    "-app.terraform.io",
-    "app-.terraform.io",
-    "app..terraform.io",
-    "app.terraform.io.",
-    "a" * 64 + ".example",
-    ".".join(["abcdefghi"] * 26),            # 259 characters
-    "appterraform.ïo",
-    "0x7f.0.0.1",
-    "2130706433",
-    "127.1",
-    "127.0.0.01",
-    "256.0.0.1",
-    "::1",
-    "fe80::1:8443",
-    "[::1",
-    "[::1]x",
-    "[not-ipv6]:443",
-    "tfe.example.com:0",
-    "tfe.example.com:65536",
-    "tfe.example.com:+443",
-    "tfe.example.com:443:443",
-    "tfe.example.com:",
-    ":8443",
-])
-def test_hostnames_that_are_not_a_host_are_refused_with_an_example(value):
-    with pytest.raises(OptionError) as info:
-        parse_hostname(value)
-    assert "hostname" in str(info.value) and "for example hostname: app.terraform.io" in str(info.value)
+# -- the edge: any TfeAuditError becomes fail_json, in words fit for it --------------------------------------
 
 
-def test_a_backslash_hostname_never_reaches_the_http_stack():
-    from urllib3.util import parse_url
-
-    value = "http://evil.example\\.app.terraform.io"
-    assert parse_url(value + "/api/v2/ping").host == "evil.example"  # why it must be refused
-    with pytest.raises(OptionError) as info:
-        connection(token="t", hostname=value)
-    assert "'\\'" in str(info.value)
+def test_what_the_work_returns_is_the_result(emulator):
+    result, failed = run_module(module_running(lambda tfe: dict(changed=False, seen=tfe.params["organization"])),
+                                connection_args(emulator))
+    assert not failed and result == dict(changed=False, seen="acme")
 
 
-@given(st.text(max_size=30))
-def test_hostname_parser_raises_only_option_error_and_returns_a_plain_host(text):
-    try:
-        base_url, host, credentials_host = parse_hostname(text)
-    except OptionError as exc:
-        assert "hostname" in str(exc)
-    else:
-        from urllib3.util import parse_url
+@pytest.mark.parametrize("error", [OptionError("organization 'a b' is not valid; for example organization: my-org"),
+                                   FeedError("dest /x is not a regular file")])
+def test_an_option_or_feed_error_fails_with_its_message_and_the_result_so_far(emulator, error):
+    def work(tfe):
+        tfe.result.update(events=3)
+        raise error
 
-        assert parse_url(base_url + "/api/v2").host.strip("[]") == host
-        assert all(char.isalnum() or char in ".-:[]" for char in credentials_host)
-
-
-def test_token_option_wins():
-    env = {"TF_TOKEN_app_terraform_io": "from-env"}
-    assert connection(environ=env, token="from-option").token == "from-option"
+    result, failed = run_module(module_running(work), connection_args(emulator))
+    assert failed and result == dict(msg=error.message, events=3)
+    assert emulator.requests == []
 
 
-def test_tf_token_host_variable():
-    assert connection(environ={"TF_TOKEN_app_terraform_io": "from-env"}).token == "from-env"
-    env = {"TF_TOKEN_my__tfe_example_com": "hyphen"}
-    assert connection(environ=env, hostname="my-tfe.example.com").token == "hyphen"
+def test_an_api_error_says_what_the_module_was_doing(emulator):
+    def work(tfe):
+        tfe.doing("read the audit trail token", "acme")
+        return tfe.client.read_audit_trail_token("acme")
+
+    result, failed = run_module(module_running(work), connection_args(emulator, token="wrong-token"))
+    assert failed and result["msg"].startswith("Cannot read the audit trail token for organization 'acme': the API "
+                                               "token is missing or invalid (HTTP 401 from %s)" % emulator.url)
+    assert result["error"] == dict(status=401, kind="http", method="GET", errors=["unauthorized"],
+                                   path="/organizations/acme/authentication-token")
 
 
-def test_tf_token_variables_are_decoded_as_terraform_does():
-    env = {"TF_TOKEN_app_terraform_io": "app", "TF_TOKEN_xn____caf__dma_example": "idn",
-           "TF_TOKEN_TFE_EXAMPLE_COM": "upper"}
-    assert find_terraform_token("app.terraform.io", env) == "app"
-    assert find_terraform_token("xn--caf-dma.example", env) == "idn"
-    assert find_terraform_token("tfe.example.com", env) == "upper"
+def test_hints_explain_a_status_for_this_module(emulator):
+    emulator.add_fault(method="GET", path="audit-trail", status=404)
+
+    def work(tfe):
+        tfe.doing("read the audit trail", hints={404: "The organization lacks the entitlement."})
+        return tfe.client.read_audit_trail()
+
+    result, failed = run_module(module_running(work), connection_args(emulator))
+    assert failed and result["msg"] == ("Cannot read the audit trail: HTTP 404 from %s. The organization lacks the "
+                                        "entitlement." % emulator.url)
 
 
-@pytest.mark.parametrize("host, name", [
-    # the lossy old lookup handed app.terraform.io's token to each of these hosts
-    ("app_terraform.io", "TF_TOKEN_app_terraform_io"),
-    ("app.terraform_io", "TF_TOKEN_app_terraform_io"),
-    ("app_terraform_io", "TF_TOKEN_app_terraform_io"),
-    ("my_tfe.example.com", "TF_TOKEN_my__tfe_example_com"),
-    # no variable names a host with a port, or an IPv6 address
-    ("tfe.example.com:8443", "TF_TOKEN_tfe_example_com"),
-    ("[::1]", "TF_TOKEN___1"),
-])
-def test_a_tf_token_variable_is_never_used_for_another_host(host, name):
-    assert find_terraform_token(host, {name: "not-for-this-host"}) is None
+def test_an_error_that_is_not_the_collections_is_not_hidden(emulator):
+    def work(tfe):
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        run_module(module_running(work), connection_args(emulator))
 
 
-def test_tf_token_the_last_matching_variable_wins_and_non_ascii_names_are_ignored():
-    env = {"TF_TOKEN_app_terraform_io": "first", "TF_TOKEN_APP_TERRAFORM_IO": "last", "TF_TOKEN_app_terraform_ïo": "x"}
-    assert find_terraform_token("app.terraform.io", env) == "last"
-    assert find_terraform_token("app.terraform.ïo", env) is None
+def test_a_create_404_names_the_token_kind_beside_the_entitlement(emulator):
+    emulator.add_organization("small", entitlement=False)
+    result, failed = run_module(tfe_audit_trail_token.main, connection_args(emulator, organization="small"))
+    assert failed
+    for cause in ("does not exist", "no permission", "a user token of someone outside the owners team",
+                  "a team token other than the owners team's", "the organization token", "audit-logging entitlement"):
+        assert cause in result["msg"]
 
 
-def test_an_underscore_hostname_is_refused_before_any_token_lookup():
-    with pytest.raises(OptionError) as info:
-        connection(environ={"TF_TOKEN_app_terraform_io": "app"}, hostname="app_terraform.io")
-    assert "hostname" in str(info.value) and "'_'" in str(info.value)
+def test_the_token_options_exclusions_are_declared_in_the_spec():
+    validator = ArgumentSpecValidator(token_argument_spec(), mutually_exclusive=TOKEN_MUTUALLY_EXCLUSIVE)
+    outcome = validator.validate(dict(expired_at="2031-01-01T00:00:00Z", lifetime="90d"))
+    assert "mutually exclusive: expired_at|lifetime" in " ".join(outcome.error_messages)
 
 
-def test_cli_config_block_then_credentials_json(tmp_path):
-    (tmp_path / ".terraform.d").mkdir()
-    (tmp_path / ".terraform.d" / "credentials.tfrc.json").write_text(json.dumps(
-        {"credentials": {"app.terraform.io": {"token": "from-json"}, "tfe.example.com:8443": {"token": "port"}}}))
-    assert connection(home=str(tmp_path)).token == "from-json"
-    assert connection(home=str(tmp_path), hostname="tfe.example.com:8443").token == "port"
-    (tmp_path / ".terraformrc").write_text('plugin_cache_dir = "x"\ncredentials "app.terraform.io" {\n'
-                                           '  token = "from-cli-config"\n}\n')
-    assert connection(home=str(tmp_path)).token == "from-cli-config"
-    other = tmp_path / "other.tfrc"
-    other.write_text('credentials "app.terraform.io" { token = "from-tf-cli-config-file" }')
-    assert connection(home=str(tmp_path), environ={"TF_CLI_CONFIG_FILE": str(other)}).token == \
-        "from-tf-cli-config-file"
+# -- bad input the connection finds, in a module: before any request ------------------------------------------
 
 
-def test_no_token_anywhere_says_where_to_put_one():
-    with pytest.raises(OptionError) as info:
-        connection()
-    for place in ("token", "TFE_TOKEN", "TF_TOKEN_app_terraform_io", "credentials"):
-        assert place in str(info.value)
+def closed_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
 
 
-def test_corrupt_credentials_file_is_ignored(tmp_path):
-    (tmp_path / ".terraform.d").mkdir()
-    (tmp_path / ".terraform.d" / "credentials.tfrc.json").write_text("{not json")
-    assert find_terraform_token("app.terraform.io", {}, str(tmp_path)) is None
+@pytest.fixture
+def proxy_to_nowhere(monkeypatch):
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:%d" % closed_port())
 
 
-@pytest.mark.parametrize("skip, verify", [(None, True), ("true", False), ("1", False), ("false", True)])
-def test_tfe_ssl_skip_verify(skip, verify):
-    env = {} if skip is None else {"TFE_SSL_SKIP_VERIFY": skip}
-    assert connection(environ=env, token="t").verify is verify
+def test_a_module_refuses_loopback_http_an_environment_proxy_would_carry(emulator, proxy_to_nowhere, warnings):
+    result, failed = run_module(tfe_audit_trail_token.main, connection_args(emulator))
+    assert failed and "allow_insecure_http: true" in result["msg"] and "no_proxy" in result["msg"]
+    assert "error" not in result and emulator.requests == []
 
 
-def test_bad_tfe_ssl_skip_verify_is_an_error():
-    with pytest.raises(OptionError) as info:
-        connection(environ={"TFE_SSL_SKIP_VERIFY": "perhaps"}, token="t")
-    assert "TFE_SSL_SKIP_VERIFY" in str(info.value)
+def test_with_allow_insecure_http_a_module_goes_through_the_proxy_and_warns(emulator, proxy_to_nowhere, warnings):
+    result, failed = run_module(tfe_audit_trail_token.main, connection_args(emulator, allow_insecure_http=True))
+    assert [message for message in warnings if "proxy" in message and "allow_insecure_http is true" in message]
+    # The request went to the proxy (where nothing listens), not to the emulator.
+    assert failed and result["error"]["kind"] == "network" and emulator.requests == []
 
 
-def test_validate_certs_option_beats_environment():
-    assert connection(environ={"TFE_SSL_SKIP_VERIFY": "true"}, token="t", validate_certs=True).verify is True
+@pytest.mark.parametrize("token", [EMULATOR_TOKEN + "\n", EMULATOR_TOKEN + "\nX-Injected: 1", "tökén"])
+def test_a_module_refuses_a_token_http_cannot_carry_before_any_request(emulator, token):
+    result, failed = run_module(tfe_audit_trail_token.main, connection_args(emulator, token=token))
+    assert failed and "token option" in result["msg"]
+    assert token.split("\n")[0] not in json.dumps(result, ensure_ascii=False)
+    assert emulator.requests == []
 
 
-def test_ca_path_becomes_verify(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("x")
-    assert connection(token="t", ca_path=str(ca)).verify == str(ca)
-    assert connection(token="t", ca_path=str(ca), validate_certs=False).verify is False
-
-
-@pytest.mark.parametrize("hostname", ["http://127.0.0.1:1", "http://127.0.0.2", "http://localhost:1", "http://[::1]:1"])
-def test_plain_http_to_loopback_is_accepted(hostname):
-    assert not connection(token="t", hostname=hostname).plain_http_remote
-
-
-@pytest.mark.parametrize("hostname", ["http://tfe.example.com", "http://10.0.0.1:8080", "http://[2001:db8::1]",
-                                      "http://tfe.localhost", "http://127.0.0.1.nip.io"])
-def test_plain_http_off_loopback_is_refused_unless_allowed(hostname):
-    with pytest.raises(OptionError) as info:
-        connection(token="t", hostname=hostname)
-    message = str(info.value)
-    assert message.startswith("hostname ") and "allow_insecure_http: true" in message
-    assert "for example hostname: https://" in message
-    allowed = connection(token="t", hostname=hostname, allow_insecure_http=True)
-    assert allowed.plain_http_remote and allowed.token == "t"
-
-
-@pytest.mark.parametrize("hostname, environ, credentials", [
-    ("http://tfe.example.com", {"TF_TOKEN_tfe_example_com": "tf"}, None),
-    ("http://localhost", {"TF_TOKEN_localhost": "tf"}, None),
-    ("http://localhost:8080", {}, {"localhost:8080": {"token": "tf"}}),
-    ("http://127.0.0.1:8080", {}, {"127.0.0.1:8080": {"token": "tf"}}),
-])
-def test_terraform_credentials_are_never_used_for_http(tmp_path, hostname, environ, credentials):
-    if credentials:
-        (tmp_path / ".terraform.d").mkdir()
-        (tmp_path / ".terraform.d" / "credentials.tfrc.json").write_text(json.dumps({"credentials": credentials}))
-    with pytest.raises(OptionError) as info:
-        connection(environ=environ, home=str(tmp_path), hostname=hostname, allow_insecure_http=True)
-    message = str(info.value)
-    assert "TFE_TOKEN" in message and "never used for an http:// hostname" in message and "tf" not in message.split()
-    assert connection(environ=dict(environ), home=str(tmp_path), hostname=hostname, allow_insecure_http=True,
-                      token="explicit").token == "explicit"
-
-
-def test_terraform_credentials_still_serve_https_loopback(tmp_path):
-    (tmp_path / ".terraform.d").mkdir()
-    (tmp_path / ".terraform.d" / "credentials.tfrc.json").write_text(json.dumps(
-        {"credentials": {"localhost:8443": {"token": "tf"}}}))
-    assert connection(home=str(tmp_path), hostname="https://localhost:8443").token == "tf"
-
-
-def test_no_token_for_a_host_with_a_port_suggests_no_tf_token_variable():
-    with pytest.raises(OptionError) as info:
-        connection(hostname="tfe.example.com:8443")
-    assert "TF_TOKEN" not in str(info.value) and "credentials block for tfe.example.com:8443" in str(info.value)
+# -- values -----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["my-org", "acme_corp", "A1", "a" * 255])
@@ -320,10 +211,3 @@ def test_duration_parser_raises_only_option_error(text):
         assert parse_duration(text, "rotate_before") > timedelta(0)
     except OptionError as exc:
         assert "rotate_before" in str(exc)
-
-
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
-                    lambda children: st.lists(children) | st.dictionaries(st.text(), children), max_leaves=20))
-def test_jsonapi_error_decoder_never_raises(document):
-    texts = decode_jsonapi_errors({"errors": document}) + decode_jsonapi_errors(document)
-    assert all(isinstance(text, str) for text in texts)

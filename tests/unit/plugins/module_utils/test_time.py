@@ -2,10 +2,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """_time: the collection's one RFC 3339 parser, and the API's canonical form."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 from datetime import datetime, timedelta, timezone
 
 import pytest

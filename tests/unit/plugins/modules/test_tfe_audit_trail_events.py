@@ -13,6 +13,8 @@ __metaclass__ = type
 import gc
 import json
 import os
+import re
+import time
 import weakref
 from datetime import datetime, timedelta
 
@@ -77,6 +79,12 @@ def run(emulator, secret, check_mode=False, **kwargs):
     return result
 
 
+def run_failed(emulator, secret, **kwargs):
+    result, failed = run_module(module.main, args_for(emulator, secret, **kwargs))
+    assert failed, result
+    return result
+
+
 def later(seconds=5):
     """A start time after everything seeded so far (seed_events defaults to times before now)."""
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -126,7 +134,7 @@ def test_export_2506_events_newest_or_oldest_first_each_once(emulator, secret, f
     assert dest_ids(files["dest"]) == trail_ids(emulator)
     assert len(trail_gets(emulator)) == 3
     cursor = json.load(open(files["cursor_file"]))
-    assert cursor["dest_size"] == os.path.getsize(files["dest"]) and cursor["timestamp"] == result["next_since"]
+    assert cursor["dest_size"] == os.path.getsize(files["dest"]) and cursor["newest"] == result["next_since"]
     assert cursor["pending"] is None and secret not in open(files["cursor_file"]).read()
 
     emulator.seed_events(ORG, 10, start=later(), step_seconds=0.001)
@@ -136,13 +144,36 @@ def test_export_2506_events_newest_or_oldest_first_each_once(emulator, secret, f
 
 def test_nothing_new_costs_one_request_and_changes_nothing(emulator, secret, files, order):
     emulator.seed_events(ORG, 50)
-    first = run(emulator, secret, page_size=20, **files)
+    first = run(emulator, secret, page_size=20, lookback="0", **files)
     assert first["count"] == 51
     cursor_before = open(files["cursor_file"]).read()
     emulator.clear_requests()
-    again = run(emulator, secret, page_size=20, **files)
+    again = run(emulator, secret, page_size=20, lookback="0", **files)
     assert not again["changed"] and again["count"] == 0 and again["pages"] == 1 == len(trail_gets(emulator))
     assert open(files["cursor_file"]).read() == cursor_before and again["next_since"] == first["next_since"]
+
+
+def test_the_lookback_reads_again_only_what_may_still_come_late(emulator, secret, files, order):
+    """With the default lookback (30m) a rerun reads the last 30 minutes again; older events cost nothing."""
+    emulator.seed_events(ORG, 50, start=datetime.now(UTC) - timedelta(hours=2))
+    emulator.seed_events(ORG, 30, step_seconds=1.0)
+    assert run(emulator, secret, page_size=20, **files)["count"] == 81
+    emulator.clear_requests()
+    again = run(emulator, secret, page_size=20, **files)
+    assert again["count"] == 0 and not again["changed"] and again["pages"] == len(trail_gets(emulator)) == 2
+
+
+@pytest.mark.parametrize("lookback, exported", [("30m", 3), ("0", 0)])
+def test_events_listed_a_minute_late_are_exported_once_within_the_lookback(emulator, secret, files, order, lookback,
+                                                                           exported):
+    emulator.seed_events(ORG, 30, step_seconds=1.0)
+    assert run(emulator, secret, lookback=lookback, **files)["count"] == 31
+    # Three events stamped 60 s ago show up now, behind events already exported.
+    emulator.add_fault(method="GET", path="audit-trail", status=None, insert_events=3, backdate_ms=60000)
+    assert run(emulator, secret, lookback=lookback, **files)["count"] == exported
+    assert run(emulator, secret, lookback=lookback, **files)["count"] == 0
+    if exported:
+        assert sorted(dest_ids(files["dest"])) == sorted(trail_ids(emulator))
 
 
 def test_events_sharing_the_boundary_timestamp(emulator, secret, files, order):
@@ -150,7 +181,8 @@ def test_events_sharing_the_boundary_timestamp(emulator, secret, files, order):
     emulator.seed_events(ORG, 10, timestamp=boundary)
     first = run(emulator, secret, max_events=5, **files)  # stops in the middle of one timestamp
     assert first["count"] == 5 and first["next_since"] == boundary
-    assert len(json.load(open(files["cursor_file"]))["ids"]) == 4  # the token event is older
+    newest = json.load(open(files["cursor_file"]))["newest"]
+    assert len([key for key in json.load(open(files["cursor_file"]))["seen"] if key[0] == newest]) == 4  # the token event is older
 
     emulator.seed_events(ORG, 3, timestamp=boundary)  # late arrivals at the cursor's very timestamp
     second = run(emulator, secret, page_size=2, **files)
@@ -345,7 +377,7 @@ def test_a_cursor_15_days_old_is_a_gap_and_a_first_run_is_not(emulator, secret, 
     assert first["gap"] is False and warnings == []
     cursor = json.load(open(files["cursor_file"]))
     old = _export.format_time(datetime.now(UTC) - timedelta(days=15))
-    cursor.update(timestamp=old, ids=[])
+    cursor.update(newest=old, horizon=old, seen=[])
     with open(files["cursor_file"], "w") as handle:
         json.dump(cursor, handle)
     result = run(emulator, secret, **files)
@@ -391,3 +423,90 @@ def test_nothing_of_a_page_is_alive_when_the_next_is_fetched(emulator, secret, f
     assert result["count"] == 20001 and result["pages"] == 21
     assert alive_at_fetch == [(0, 0)] * 21
     assert dest_ids(files["dest"]) == trail_ids(emulator)
+
+
+# -- the chain of positions, and bad positions ---------------------------------------------------------
+
+
+def test_a_chain_of_next_position_gets_events_listed_late_once(emulator, secret, order):
+    """Every event is listed up to 1.5 s after its time (the emulator's late visibility): a chain of runs with
+    next_position gets each once; the same chain through next_since loses some."""
+    emulator.set_listing(visibility_delay_ms=1500)
+    got, position = [], None
+    for dummy in range(12):
+        emulator.seed_events(ORG, 20, step_seconds=0.01)
+        result = run(emulator, secret, **({"position": position} if position else {}))
+        got += [e["id"] for e in result["events"]]
+        position = result["next_position"]
+        time.sleep(0.25)
+    time.sleep(1.6)
+    got += [e["id"] for e in run(emulator, secret, position=position)["events"]]
+    assert sorted(got) == sorted(trail_ids(emulator)) and len(got) == len(set(got))
+    # The reading is played: the same chain through next_since loses the events listed late.
+    since, lost_chain = _time.format_time(datetime.now(UTC) - timedelta(seconds=1)), []
+    for dummy in range(8):
+        emulator.seed_events(ORG, 20, step_seconds=0.01)
+        result = run(emulator, secret, since=since)
+        lost_chain += [e["id"] for e in result["events"]]
+        since = result["next_since"]
+        time.sleep(0.25)
+    time.sleep(1.6)
+    lost_chain += [e["id"] for e in run(emulator, secret, since=since)["events"]]
+    assert len(set(lost_chain)) < 160
+
+
+@pytest.mark.parametrize("args, match", [
+    (dict(position="{{ lookup('pipe', 'id') }}"), "position is not a position this module returned"),
+    (dict(position="eJwLycgsVgCiRIXi1KLMvMy8dAVFhcSSEoWCzLTMvJJEAF4WB5E"), "position is not a position"),
+    (dict(position="x", since="2030-01-01T00:00:00Z"), "mutually exclusive"),
+    (dict(lookback="soon"), "lookback must be a duration"),
+])
+def test_bad_positions_and_lookbacks_fail_before_any_request(emulator, secret, tmp_path, args, match):
+    emulator.clear_requests()
+    result = run_failed(emulator, secret, **args)
+    assert re.search(match, result["msg"]) and emulator.requests == []
+    assert "lookup" not in result["msg"]
+
+
+# -- tokens that cannot read the audit trail, and a trail turned off -------------------------------------
+
+
+def token_of_kind(emulator, kind):
+    if kind == "user":
+        return emulator.add_user_token(ORG)
+    return emulator.add_team_token(ORG, owners=kind == "owners team")
+
+
+@pytest.mark.parametrize("kind", ["user", "team", "owners team"])
+@pytest.mark.parametrize("reading", ["401", "404", "empty"])
+def test_a_token_that_cannot_read_the_trail_never_looks_like_an_empty_trail(emulator, secret, files, warnings,
+                                                                           kind, reading):
+    """The docs say user and team tokens cannot read the audit trail, not with which answer: all three are played."""
+    emulator.set_readings(user_token_trail=reading)
+    emulator.seed_events(ORG, 5)
+    assert run(emulator, secret, **files)["count"] == 6  # the export ran with the audit trail token before
+    result, failed = run_module(module.main, args_for(emulator, token_of_kind(emulator, kind), **files))
+    if reading == "empty":
+        assert not failed and result["count"] == 0 and len(warnings) == 1
+        assert "user or team token" in warnings[0] and "audit trail token or an organization token" in warnings[0]
+    else:
+        assert failed and "user or team token" in result["msg"].replace("user and team tokens", "user or team token")
+        assert "organization token" in result["msg"]
+
+
+@pytest.mark.parametrize("reading", ["empty", "404"])
+def test_a_trail_turned_off_is_named(emulator, secret, files, warnings, reading):
+    emulator.set_readings(disabled_trail=reading)
+    emulator.seed_events(ORG, 5)
+    run(emulator, secret, **files)
+    emulator.set_audit_trail_enabled(ORG, False)
+    result, failed = run_module(module.main, args_for(emulator, secret, **files))
+    text = result["msg"] if failed else " ".join(warnings)
+    assert failed == (reading == "404") and "audit trail turned off" in text.replace("trail is turned off",
+                                                                                      "trail turned off")
+
+
+def test_a_token_over_a_lowered_lifetime_policy_is_named(emulator, secret, files):
+    emulator.set_token_ttl_policy(ORG, timedelta(days=30))  # the secret's default lifetime is two years
+    result, failed = run_module(module.main, args_for(emulator, secret, **files))
+    assert failed and result["error"]["status"] == 401 and "token lifetime policy" in result["msg"]

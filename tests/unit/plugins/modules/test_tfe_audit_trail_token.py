@@ -188,7 +188,7 @@ def test_loopback_http_through_an_environment_proxy_is_warned_about(emulator, mo
         monkeypatch.setenv(name, value)
     warnings = []
     monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, message: warnings.append(message))
-    result, failed = run_module(module.main, args_for(emulator, max_retries=0))
+    result, failed = run_module(module.main, args_for(emulator, max_retries=0, allow_insecure_http=True))
     proxy_warnings = [message for message in warnings if "proxy" in message]
     assert bool(proxy_warnings) is warned
     for message in proxy_warnings:
@@ -330,3 +330,43 @@ def test_known_token_check_that_is_not_401_fails_and_never_regenerates(emulator)
     assert failed and "503" in result["msg"] and "known_token" in result["msg"]
     assert mutations(emulator) == [] and emulator.audit_trail_token("acme")["token"] == live["token"]
     assert live["token"] not in json.dumps(result)
+
+
+# -- a create answer whose metadata the client cannot take: the new secret is never lost ----------------
+
+OVERFLOW = "9999-12-31T23:30:00.000-01:00"  # a valid RFC 3339 time, in year 10000 in UTC
+
+
+@pytest.mark.parametrize("attribute", ["expired-at", "created-at", "last-used-at"])
+def test_a_create_answer_with_a_time_beyond_year_9999_keeps_the_new_secret(emulator, attribute):
+    from tfe_emulator import token_document
+
+    old = emulator.regenerate_audit_trail_token("acme")
+    planted = emulator.regenerate_audit_trail_token("acme")  # the answer's secret is a live token: old is revoked
+    emulator.add_fault(method="POST", path="authentication-token", status=201,
+                       body=json.dumps(token_document(**{attribute: OVERFLOW, "token": planted["token"]})))
+
+    result, failed = run_module(module.main, args_for(emulator, known_token=old["token"]))
+
+    assert not failed, result
+    assert result["changed"] and result["operation"] == "regenerate" and result["token"] == planted["token"]
+    assert [r["method"] for r in emulator.requests].count("POST") == 1
+
+
+def test_the_clients_warnings_are_emitted_and_the_secret_returned(emulator, monkeypatch):
+    """The client returns the metadata it could not take as None, with warnings that name it."""
+    from ansible.module_utils import basic
+    from ansible_collections.tfe.audit.plugins.module_utils._client import TfeClient
+
+    answer = dict(id="at-1", created_at=None, expired_at=None, last_used_at=None, token="a-new-secret-0123456789",
+                  warnings=["the answer's expired-at is not a time between the years 1 and 9999"])
+    monkeypatch.setattr(TfeClient, "create_audit_trail_token", lambda self, organization, expired_at=None: answer)
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, message: warnings.append(message))
+
+    result, failed = run_module(module.main, args_for(emulator, lifetime="90d"))
+
+    assert not failed and result["token"] == answer["token"] and result["operation"] == "create"
+    assert result["expired_at"] is None and result["diff"]["after"]["expired_at"] is None
+    assert warnings == answer["warnings"]
+    assert "warnings" not in result["diff"]["after"] and answer["token"] not in json.dumps(result["diff"])

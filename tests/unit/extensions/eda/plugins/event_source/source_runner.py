@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
-from ansible_collections.tfe.audit.plugins.module_utils._export import format_time
+from ansible_collections.tfe.audit.plugins.module_utils._time import format_time
 
 ORG = "acme"
 ORDERS = ("newest", "oldest")

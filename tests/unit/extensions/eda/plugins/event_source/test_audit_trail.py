@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
-from ansible_collections.tfe.audit.plugins.module_utils._export import Cursor, format_time, load_cursor, save_cursor
+from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor, load_cursor, save_cursor
+from ansible_collections.tfe.audit.plugins.module_utils._time import format_time
 from ansible_collections.tfe.audit.plugins.plugin_utils import _source
 from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
     ORDERS, ORG, Running, args_for, control, key, run, trail)
@@ -179,7 +180,7 @@ def test_cancelled_while_the_queue_is_full_records_what_was_put(emulator, secret
     assert [key(event) for event in taken] == trail(emulator)[:25]
     # 25 taken; the 26th sat in the queue (put, never taken) and the 27th put was cancelled: neither is recorded.
     assert saved.exported == 25
-    assert saved.timestamp == trail(emulator)[24][0] and trail(emulator)[24][1] in saved.ids
+    assert saved.newest == trail(emulator)[24][0] and tuple(trail(emulator)[24]) in saved.seen
 
 
 @pytest.mark.parametrize("save_every, recorded_during_backlog", [(0.0, True), (3600.0, False)])
@@ -216,7 +217,7 @@ def test_since_now_is_recorded_at_start_so_a_restart_keeps_it(emulator, secret, 
         return quiet
 
     assert run(first()) == []
-    start = load_cursor(str(state)).timestamp
+    start = load_cursor(str(state)).newest
     time.sleep(0.01)
     emulator.seed_events(ORG, count=3, step_seconds=0.001)  # while stopped, after "now"
 
@@ -300,7 +301,7 @@ def test_a_gap_is_reported_once_with_both_times(emulator, secret, tmp_path):
     emulator.seed_events(ORG, count=5)
     state = tmp_path / "state.json"
     old = format_time(datetime.now(timezone.utc) - timedelta(days=20))
-    save_cursor(str(state), Cursor(old, ["some-old-event"]))
+    save_cursor(str(state), Cursor(old, [(old, "some-old-event")], old))
 
     async def scenario():
         source = Running(args_for(emulator, secret, state_file=str(state)))
@@ -358,7 +359,7 @@ def test_after_a_poll_the_state_holds_every_event_the_engine_took(emulator, secr
 
     saved = run(scenario())
     assert saved.exported == 31
-    assert saved.timestamp == trail(emulator)[-1][0] and trail(emulator)[-1][1] in saved.ids
+    assert saved.newest == trail(emulator)[-1][0] and tuple(trail(emulator)[-1]) in saved.seen
 
 
 def test_a_keyboard_interrupt_inside_the_source_goes_back_to_the_event_loop(emulator, secret, tmp_path):

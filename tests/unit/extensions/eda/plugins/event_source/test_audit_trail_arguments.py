@@ -14,7 +14,8 @@ import yaml
 
 from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
 from ansible_collections.tfe.audit.plugins.doc_fragments.connection import ModuleDocFragment
-from ansible_collections.tfe.audit.plugins.module_utils._export import Cursor, format_time, save_cursor
+from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor, save_cursor
+from ansible_collections.tfe.audit.plugins.module_utils._time import format_time
 from ansible_collections.tfe.audit.plugins.modules import tfe_audit_trail_token_info
 from ansible_collections.tfe.audit.plugins.plugin_utils._source_options import ArgumentError, Options, argument_spec
 from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
@@ -114,7 +115,8 @@ def test_the_hostname_comes_from_the_environment_as_for_the_modules(emulator, se
 
 def test_an_export_cursor_is_refused_as_state_file(emulator, secret, tmp_path):
     state = tmp_path / "cursor.json"
-    save_cursor(str(state), Cursor("2030-01-01T00:00:00.000Z", ["x"], dest="/var/log/audit.ndjson"))
+    then = "2030-01-01T00:00:00.000Z"
+    save_cursor(str(state), Cursor(then, [(then, "x")], then, dest="/var/log/audit.ndjson"))
     with pytest.raises(ArgumentError, match="cursor_file of the export into /var/log/audit.ndjson"):
         run(audit_trail.main(asyncio.Queue(), args_for(emulator, secret, state_file=str(state))))
 
@@ -122,13 +124,14 @@ def test_an_export_cursor_is_refused_as_state_file(emulator, secret, tmp_path):
 def test_a_damaged_state_file_is_named(emulator, secret, tmp_path):
     state = tmp_path / "state.json"
     state.write_text("{not json")
-    with pytest.raises(ArgumentError, match="state_file .*state.json is not JSON"):
+    with pytest.raises(ArgumentError, match=r"state_file .*state.json is not a cursor \(not JSON\)"):
         run(audit_trail.main(asyncio.Queue(), args_for(emulator, secret, state_file=str(state))))
 
 
 def test_a_state_from_the_future_is_refused(emulator, secret, tmp_path):
     state = tmp_path / "state.json"
-    save_cursor(str(state), Cursor(format_time(datetime.now(timezone.utc) + timedelta(days=1)), ["x"]))
+    ahead = format_time(datetime.now(timezone.utc) + timedelta(days=1))
+    save_cursor(str(state), Cursor(ahead, [(ahead, "x")], ahead))
     with pytest.raises(ArgumentError, match="later than now"):
         run(audit_trail.main(asyncio.Queue(), args_for(emulator, secret, state_file=str(state))))
 

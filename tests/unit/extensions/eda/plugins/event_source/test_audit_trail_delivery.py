@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.tfe.audit.plugins.module_utils import _export
-from ansible_collections.tfe.audit.plugins.module_utils._export import load_cursor
+from ansible_collections.tfe.audit.plugins.module_utils import _cursor
+from ansible_collections.tfe.audit.plugins.module_utils._cursor import load_cursor
+from ansible_collections.tfe.audit.plugins.module_utils._time import format_time
 from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
     ORG, Running, args_for, key, run, trail)
 
@@ -66,7 +68,7 @@ def test_with_feedback_the_state_records_only_what_the_engine_acknowledged(emula
     saved = load_cursor(str(state))
     assert len(taken) >= 25
     assert saved.exported == 20, "recorded what was taken but never acknowledged"
-    assert saved.timestamp == trail(emulator)[19][0] and trail(emulator)[19][1] in saved.ids
+    assert saved.newest == trail(emulator)[19][0] and tuple(trail(emulator)[19]) in saved.seen
 
 
 def test_with_feedback_every_event_is_acknowledged_without_holding_the_engine_up(emulator, secret, tmp_path):
@@ -120,15 +122,15 @@ def test_without_both_the_depth_of_the_queue_tells_what_was_taken(emulator, secr
 def test_recording_an_event_does_not_copy_the_position(emulator, secret, monkeypatch):
     """The position (its set of ids) is copied once per poll, not once per event: with many events in one
     millisecond, a copy per event made emitting them quadratic."""
-    emulator.seed_events(ORG, count=3000, timestamp="2030-01-01T00:00:00.000Z")
+    emulator.seed_events(ORG, count=3000, timestamp=format_time(datetime.now(timezone.utc) - timedelta(hours=1)))
     copies = []
-    original = _export.Cursor.copy
+    original = _cursor.Cursor.copy
 
     def counting_copy(cursor):
-        copies.append(len(cursor.ids))
+        copies.append(len(cursor.seen))
         return original(cursor)
 
-    monkeypatch.setattr(_export.Cursor, "copy", counting_copy)
+    monkeypatch.setattr(_cursor.Cursor, "copy", counting_copy)
 
     async def scenario():
         source = Running(args_for(emulator, secret, page_size=1000, interval=30))

@@ -168,3 +168,27 @@ def test_a_literal_token_is_warned_about_at_start(emulator, secret, tmp_path, mo
     run(scenario())
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert any("ansible-rulebook prints the arguments of its sources at -vv" in text for text in warnings) == warned
+
+
+def test_an_event_that_cannot_be_read_comes_once_as_it_came_and_is_recorded(emulator, secret, tmp_path):
+    """An event without a string id (docs/feed.md): its bytes base64-encoded under tfe_audit_unreadable, after the
+    readable events; recorded, so a restart does not bring it again."""
+    planted = planted_event(FORMS)
+    planted["id"] = None
+    with emulator._lock:  # pylint: disable=protected-access
+        emulator._orgs[ORG].events.append((emulator._orgs[ORG].events[-1][0], "no-id", planted))  # pylint: disable=protected-access
+    state = tmp_path / "state.json"
+    args = args_for(emulator, secret, state_file=str(state))
+    events = first_events(args, 2)
+    assert "tfe_audit" in events[0] and list(events[1]) == ["tfe_audit_unreadable"]
+    unreadable = events[1]["tfe_audit_unreadable"]
+    assert json.loads(base64.b64decode(unreadable["base64"])) == planted and "id" in unreadable["reason"]
+    assert templates_in(events[1], INSTALLED) == []
+
+    async def restarted():
+        source = Running(args)
+        quiet = await source.quiet(0.8)
+        await source.stop()
+        return quiet
+
+    assert run(restarted()) == []

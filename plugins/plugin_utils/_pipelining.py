@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright: tfe.audit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""A module whose arguments hold a secret runs pipelined, or not at all.
+
+Unless a module runs pipelined, ansible-core writes it, with its arguments inside (AnsiballZ), to a temp
+file where it runs, and keeps that file for the whole module run (for good with ANSIBLE_KEEP_REMOTE_FILES):
+a stored secret (``known_token``) or the API token (``token``, also from ``module_defaults``) would be on
+disk in clear text. Pipelining is off by default in ansible-core, so the actions of the token modules turn
+it on for their own task wherever the connection and the become method allow it, and refuse to run a
+module that would still be written to disk with a secret in its arguments.
+
+Private to the collection (leading underscore): free to change between releases.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible import constants as C
+from ansible.errors import AnsibleActionFail
+
+# The arguments of tfe.audit.tfe_audit_trail_token that hold a secret (tfe_token: the alias of token).
+SECRET_OPTIONS = ("known_token", "token", "tfe_token")
+
+
+def run_pipelined(action, module_name, module_args):
+    """Make ``action`` run its module pipelined for this task when the connection can.
+
+    Raises ``AnsibleActionFail`` (before anything ran) when ansible-core would still not pipeline it and
+    ``module_args`` hold a secret. Asks ansible-core itself (``ActionBase._is_pipelining_enabled``), which
+    knows the connection, the become method (``su`` cannot pipeline), async and ANSIBLE_KEEP_REMOTE_FILES
+    in every supported version.
+    """
+    connection = action._connection
+    if getattr(connection, "has_pipelining", False):
+        # Only this task's connection: ansible-core sets every connection's options again for each task.
+        connection.set_option("pipelining", True)
+    if action._is_pipelining_enabled("new"):
+        return
+    secrets = [name for name in SECRET_OPTIONS if module_args.get(name)]
+    if secrets:
+        raise AnsibleActionFail(
+            "refusing to run %s: its arguments hold a secret (%s), and %s, so ansible-core would write them to a temp "
+            "file in clear text. %s; nothing was changed" % (module_name, ", ".join(secrets), *_why_not(connection)))
+
+
+def _why_not(connection):
+    """``(why this task cannot run pipelined, what to do)``."""
+    if C.DEFAULT_KEEP_REMOTE_FILES:
+        return ("ANSIBLE_KEEP_REMOTE_FILES (keep_remote_files in ansible.cfg) is enabled, which keeps every "
+                "module's arguments on disk", "Unset it for this run")
+    become = getattr(connection, "become", None)
+    if getattr(connection, "has_pipelining", False) and become is not None:
+        return ("the become method %s cannot run modules pipelined" % getattr(become, "name", "in use"),
+                "Run the task without become (become: false) or with a become method that can (sudo, the default)")
+    name = getattr(connection, "_load_name", None) or getattr(connection, "transport", "in use")
+    return ("the connection %s cannot run modules pipelined" % name,
+            "Run the task on the controller (hosts: localhost or delegate_to: localhost, connection local) or "
+            "over a connection that pipelines (ssh)")
