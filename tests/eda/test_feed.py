@@ -84,9 +84,12 @@ def test_every_event_once_live_latency_idle_poll_and_restart(order, emulator_fac
     assert_clean(book.text)
 
 
-def test_a_graceful_stop_mid_backlog_then_a_restart_is_exactly_once(emulator_factory, rulebook, tmp_path):
+@pytest.mark.parametrize("acknowledged", [False, True], ids=["queue depth", "acknowledgements"])
+def test_a_graceful_stop_mid_backlog_then_a_restart_is_exactly_once(acknowledged, emulator_factory, rulebook, tmp_path):
     """A rule's shutdown action stops the rulebook in the middle of a backlog: the source is cancelled, without a
-    traceback, and its state holds exactly the events the engine took; a restart continues right after them.
+    traceback, and its state holds exactly the events the engine took; a restart continues right after them. Both
+    ways the source knows what the engine took: the depth of its queue, and the engine's acknowledgements
+    (``feedback: true`` with ``ansible-rulebook --persistence-id``).
 
     (Not a signal: ansible-rulebook 1.3.2 swallows a SIGINT/SIGTERM whose KeyboardInterrupt lands inside its call
     into the rule engine, ``rule_set_runner`` catching BaseException around ``lang.post``, so a signal during a
@@ -97,24 +100,27 @@ def test_a_graceful_stop_mid_backlog_then_a_restart_is_exactly_once(emulator_fac
     token_file = tmp_path / "audit-trail-token"
     write_token(token_file, emu.regenerate_audit_trail_token("acme")["token"])
     state = tmp_path / "state.json"
-    rules = yaml.safe_load(source_rulebook(hostname=emu.url, token_file=str(token_file), state_file=str(state),
-                                           interval=INTERVAL, page_size=1000))
+    args = dict(hostname=emu.url, token_file=str(token_file), state_file=str(state), interval=INTERVAL, page_size=1000)
+    if acknowledged:
+        args["feedback"] = True
+    rules = yaml.safe_load(source_rulebook(**args))
     rules[0]["rules"].insert(0, {"name": "stop", "condition": 'event.tfe_audit.id == "%s"' % stop_at,
                                  "action": {"shutdown": {"kind": "now", "delay": 0, "message": "bench stop"}}})
-    book = rulebook(yaml.safe_dump(rules, sort_keys=False), env={"JAVA_TOOL_OPTIONS": "-Xrs"}, verbosity=1).start()
+    book = rulebook(yaml.safe_dump(rules, sort_keys=False), env={"JAVA_TOOL_OPTIONS": "-Xrs"}, verbosity=1,
+                    extra_args=["--persistence-id", "1"] if acknowledged else ()).start()
     rc = book.proc.wait(120)
     assert rc == 0
     first = book.text
     assert_clean(first)
     assert "tfe.audit.audit_trail task cancelled" in first
+    assert "known by %s" % ("acknowledgements" if acknowledged else "queue depth") in first
     taken = state_of(state)["exported"]
     fired = [key(event) for event in book.events(run=1)]
     assert 1500 <= taken < 4001, "the rulebook was meant to stop in the middle of the backlog"
     assert fired == trail(emu)[:len(fired)] and len(fired) <= taken
 
     # The restart (without the stop rule) continues exactly after the recorded events.
-    book.path.write_text(source_rulebook(hostname=emu.url, token_file=str(token_file), state_file=str(state),
-                                         interval=INTERVAL, page_size=1000))
+    book.path.write_text(source_rulebook(**args))
     book.start()
     book.wait_count(len(trail(emu)) - taken, 60)
     time.sleep(INTERVAL + 1)
