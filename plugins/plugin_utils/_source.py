@@ -36,8 +36,10 @@ def _describe(exc):
     """A :class:`TfeError` as a problem, with a hint where the client's message has none."""
     message = str(exc)
     if exc.status == 404 and exc.kind == "http":
-        message += (" (the token's organization lacks the audit-logging entitlement, or the host has no audit trail "
-                    "API: it is not HCP Terraform)")
+        message += (" (the token may be a user or team token, which HCP Terraform may answer with 404: use the "
+                    "organization's audit trail token or an organization token; or the token's organization lacks the "
+                    "audit-logging entitlement or has its audit trail turned off; or the host has no audit trail API: "
+                    "it is not HCP Terraform)")
     return Problem(message, exc.kind if exc.status is None else "http", exc.status)
 
 
@@ -55,7 +57,7 @@ class AuditTrailSource:
         self.options = options
         self.censor = options.censor
         self._clock = clock
-        self.position = feed.Position(options.state_file, options.since)
+        self.position = feed.Position(options.state_file, options.since, options.lookback)
         self.delivery = Delivery(queue, options.feedback_queue, clock)
         self._client = None
         self._client_token = None
@@ -65,6 +67,7 @@ class AuditTrailSource:
         self.outages = {}
         self.stale_token = None      # the token HCP Terraform answered 401 to (compared, never shown)
         self._gap_reported = None
+        self._silence_reported = False
         self.polls = 0
 
     # -- events about the source ---------------------------------------------------------------
@@ -108,7 +111,7 @@ class AuditTrailSource:
             "token_file": self.options.token_file, "at": feed.now_text()}})
 
     async def _gap(self, start, walk):
-        span = feed.gap(start, walk)
+        span = feed.gap(start, walk, self.options.lookback)
         if not span or span[0] == self._gap_reported:
             return
         self._gap_reported = span[0]
@@ -117,6 +120,20 @@ class AuditTrailSource:
         logger.warning("%s", message)
         await self._put({"tfe_audit_gap": {"start": span[0], "end": span[1], "message": message,
                                            "hostname": self.options.connection.base_url}})
+
+    async def _silence(self, start, walk):
+        """Warn once (until events come again) when the trail listed nothing where events were delivered before."""
+        message = feed.silence(start, walk, self.options.lookback)
+        if message is None:
+            self._silence_reported = self._silence_reported and not walk.listed
+            return
+        if self._silence_reported:
+            return
+        self._silence_reported = True
+        logger.warning("%s", message)
+        await self._put({"tfe_audit_source_warning": {"message": message, "kind": "silent_trail",
+                                                      "hostname": self.options.connection.base_url,
+                                                      "at": feed.now_text()}})
 
     # -- one poll ------------------------------------------------------------------------------
 
@@ -143,7 +160,7 @@ class AuditTrailSource:
         start = self.position.start()
         try:
             walk, spool = await feed.read_new(self._client_for(token).read_audit_trail, start,
-                                              self.options.page_size, self._stop)
+                                              self.options.page_size, self._stop, self.options.lookback)
         except TfeError as exc:
             if exc.status == 401:
                 await self._token_refused(token, origin)
@@ -153,10 +170,15 @@ class AuditTrailSource:
         except FeedError as exc:
             await self._failed(Problem(str(exc), "malformed"))
             return
+        except Exception as exc:  # pylint: disable=broad-except  # the source keeps polling, and says why it could not
+            await self._failed(Problem("reading the audit trail failed unexpectedly (%s); the source goes on polling"
+                                       % type(exc).__name__, "internal"))
+            return
         with spool:
             self.stale_token = None
             await self._recovered()
             await self._gap(start, walk)
+            await self._silence(start, walk)
             await self._emit(spool, walk)
 
     def _event(self, key, line):

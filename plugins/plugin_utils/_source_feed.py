@@ -30,7 +30,7 @@ def now_text():
     return _time.format_time(_time.utcnow())
 
 
-async def read_new(read_page, start, page_size, stop):
+async def read_new(read_page, start, page_size, stop, lookback=None):
     """Every event after ``start``, read by the export walk in a daemon thread: ``(walk, spool)``, the caller
     closes the spool. ``read_page(since, page, page_size)`` is one request; ``stop`` (a ``threading.Event``)
     ends the walk before its next request.
@@ -59,7 +59,7 @@ async def read_new(read_page, start, page_size, stop):
         spool, result, error = None, None, None
         try:
             spool = _spool.Spool()
-            result = (_feed.walk(fetch, start, page_size, spool, _time.utcnow()), spool)
+            result = (_feed.walk(fetch, start, page_size, spool, _time.utcnow(), lookback), spool)
         except BaseException as exc:  # pylint: disable=broad-except  # handed to the loop
             error = exc
             if spool is not None:
@@ -74,9 +74,14 @@ async def read_new(read_page, start, page_size, stop):
     return await future
 
 
-def gap(start, walk):
+def gap(start, walk, lookback=None):
     """``(start, end)`` of the events that may be lost because ``start`` is older than the retention, or ``None``."""
-    return _feed.gap(start, walk.oldest, _time.utcnow())
+    return _feed.gap(start, walk.oldest, _time.utcnow(), lookback)
+
+
+def silence(start, walk, lookback=None):
+    """Why a walk that listed nothing at all is suspicious (a user or team token, a trail turned off), or ``None``."""
+    return _feed.silent_trail(start, walk, _time.utcnow(), lookback)
 
 
 class Position:
@@ -85,12 +90,13 @@ class Position:
     the key of each event put and not yet taken, and where each walk ended, so recording costs the same for every
     event, however many share a millisecond."""
 
-    def __init__(self, state_file, since):
-        self.state_file = state_file
+    def __init__(self, state_file, since, lookback=None):
+        self.state_file, self.lookback = state_file, lookback
         self.recorded, from_state = self._load(state_file, since)
         self.emitted = self.recorded.copy()
         # (events delivered when a walk ended, when it began): recorded finishes that walk once it has them all.
         self._walk_ends = collections.deque()
+        self._reading_at = None  # when the walk being emitted began
         # A start position from since (above all "now") is written at once, so a restart does not take a new "now".
         self._saved = self.recorded.to_dict() if from_state or self.recorded.empty else None
 
@@ -123,10 +129,11 @@ class Position:
         """``(key, line)`` of each event ``walk`` found, oldest first (events that cannot be read last), once;
         ``emitted`` moves past each as it is yielded. ``key`` (``(time, id)``, or ``(None, digest)`` for an event
         that cannot be read) is what :meth:`record` takes once the engine has the event."""
-        for moment, event_id, line, dummy_ahead in _feed.follow(spool, self.emitted, _time.utcnow()):
+        self._reading_at = read_at = _time.format_time(walk.started)
+        for moment, event_id, line, dummy_ahead in _feed.follow(spool, self.emitted, walk.started,
+                                                                 lookback=self.lookback):
             yield (moment, event_id), line
-        read_at = _time.format_time(walk.started)
-        self.emitted.finish_walk(read_at, None)
+        self.emitted.finish_walk(read_at, self.lookback)
         self._walk_ends.append((self.emitted.exported, read_at))
 
     def record(self, keys):
@@ -141,7 +148,9 @@ class Position:
             else:
                 self.recorded.deliver(key[0], key[1], ahead_from)
         while self._walk_ends and self.recorded.exported >= self._walk_ends[0][0]:
-            self.recorded.finish_walk(self._walk_ends.popleft()[1], None)
+            self.recorded.finish_walk(self._walk_ends.popleft()[1], self.lookback)
+        if self._reading_at and len(self.recorded.seen) > _feed.TRIM_EVERY:
+            self.recorded.trim(self._reading_at, self.lookback)  # a long backlog: memory stays at the window
 
     @property
     def unsaved(self):

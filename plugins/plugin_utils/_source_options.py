@@ -21,6 +21,7 @@ from ansible_collections.tfe.audit.plugins.module_utils import _client
 from ansible_collections.tfe.audit.plugins.module_utils._connection import Endpoint, check_token, connection_argument_spec
 from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor
 from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, OptionError
+from ansible_collections.tfe.audit.plugins.module_utils._module import DEFAULT_LOOKBACK, parse_lookback
 from ansible_collections.tfe.audit.plugins.module_utils._untrusted import Censor
 
 NAME = "tfe.audit.audit_trail"
@@ -41,7 +42,7 @@ VALID_VALUES = {
     "state_file": "/var/lib/tfe-audit/audit-trail-source.json", "ca_path": "/etc/pki/tls/certs/my-ca.pem",
     "interval": "60", "page_size": "1000", "since": "2030-12-31T23:59:59.000Z", "timeout": "30",
     "max_retries": "5", "validate_certs": "true", "allow_insecure_http": "false",
-    "allow_unverified_platform": "false", "feedback": "true",
+    "allow_unverified_platform": "false", "feedback": "true", "lookback": DEFAULT_LOOKBACK,
 }
 
 
@@ -166,6 +167,10 @@ class Options:
         self.token_file = _file_path(params.get("token_file"), "token_file", must_exist=True)
         if self.token_file and self.token_file == self.state_file:
             raise ArgumentError("token_file and state_file must be different files")
+        try:
+            self.lookback = parse_lookback(params["lookback"])
+        except OptionError as exc:
+            raise ArgumentError(str(exc)) from None
         self.feedback = params["feedback"]
         self.feedback_queue = args.get("eda_feedback_queue") if self.feedback else None
         self.tokens = Tokens(params.get("token"), self.token_file, environ, self.censor)

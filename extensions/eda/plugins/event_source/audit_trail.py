@@ -45,7 +45,9 @@ description:
     O(feedback=true) (and C(ansible-rulebook --persistence-id)), an event is recorded once the rule engine
     acknowledged it.
   - The source never stops by itself. It reports its own condition as events C(tfe_audit_source_error),
-    C(tfe_audit_source_recovered), C(tfe_audit_token_stale) (HTTP 401, one per token) and C(tfe_audit_gap).
+    C(tfe_audit_source_recovered), C(tfe_audit_token_stale) (HTTP 401, one per token), C(tfe_audit_gap) and
+    C(tfe_audit_source_warning) (the trail listed nothing where events were delivered before, because of a user or team token
+    or an audit trail turned off; once until events come again).
   - No event and no log line of the source holds a token it knows (masked as V(********)). A literal O(token)
     is printed by C(ansible-rulebook -vv) itself with the source's arguments, so the source warns at start.
   - The connection options (O(hostname), O(validate_certs), O(ca_path), O(timeout), O(max_retries),
@@ -55,6 +57,7 @@ author:
   - tfe.audit maintainers (@tfe-audit)
 extends_documentation_fragment:
   - tfe.audit.connection
+  - tfe.audit.connection.lookback
 options:
   token:
     description:
@@ -131,6 +134,7 @@ def argument_spec() -> dict[str, dict[str, Any]]:
         page_size=dict(type="int", default=_source_options.MAX_PAGE_SIZE),
         state_file=dict(type="path"),
         feedback=dict(type="bool", default=False),
+        lookback=dict(type="str", default=_source_options.DEFAULT_LOOKBACK),
     )
 
 

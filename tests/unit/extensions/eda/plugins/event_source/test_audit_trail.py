@@ -397,3 +397,83 @@ def test_a_keyboard_interrupt_inside_the_source_goes_back_to_the_event_loop(emul
         run(scenario())
     assert time.monotonic() - start < 5
     assert load_cursor(str(state)).exported in (18, 19)  # 19 put; the last maybe still in the queue
+
+
+# -- late events, tokens that read nothing, the last resort ---------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("lookback, delivered", [("30m", 3), ("0", 0)])
+def test_events_listed_a_minute_late_are_emitted_once_within_the_lookback(emulator, secret, order, lookback, delivered):
+    emulator.set_listing(order=order)
+    emulator.seed_events(ORG, count=20, step_seconds=1.0)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret, lookback=lookback))
+        first = await source.take(21)
+        # Three events stamped a minute ago show up now, behind the events already emitted.
+        emulator.add_fault(method="GET", path="audit-trail", status=None, insert_events=3, backdate_ms=60000)
+        late = await source.take(delivered, timeout=5) if delivered else []
+        extra = await source.quiet(1.0)
+        await source.stop()
+        return first, late, extra
+
+    first, late, extra = run(scenario())
+    keys = [key(event) for event in first + late]
+    assert extra == [] and len(set(keys)) == len(keys)
+    if delivered:
+        assert sorted(keys) == trail(emulator)
+
+
+@pytest.mark.parametrize("reading", ["empty", "404", "401"])
+def test_a_team_token_never_looks_like_an_empty_trail(emulator, secret, reading):
+    """The docs say user and team tokens cannot read the audit trail, not how: all three answers are played."""
+    emulator.set_readings(user_token_trail=reading)
+    emulator.seed_events(ORG, count=5)
+    team_token = emulator.add_team_token(ORG)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take(6)
+        await source.stop()
+        # The same state, read with a token that sees nothing (or is refused).
+        source = Running(args_for(emulator, team_token))
+        events += await source.take(1, timeout=5)
+        events += await source.quiet(0.8)
+        await source.stop()
+        return events
+
+    events = run(scenario())
+    about = events[6:]
+    assert len(about) == 1, about  # once, not once per poll
+    (kind, body), = about[0].items()
+    assert kind == {"empty": "tfe_audit_source_warning", "404": "tfe_audit_source_error",
+                    "401": "tfe_audit_token_stale"}[reading]
+    assert "user or team token" in body["message"] or "not an audit trail or organization token" in body["message"]
+    assert team_token not in json.dumps(events)
+
+
+def test_an_unexpected_failure_while_reading_is_an_error_event_and_the_source_goes_on(emulator, secret, monkeypatch):
+    from ansible_collections.tfe.audit.plugins.module_utils import _feed  # pylint: disable=import-outside-toplevel
+
+    real_walk, calls = _feed.walk, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError()
+        return real_walk(*args, **kwargs)
+
+    monkeypatch.setattr(_feed, "walk", flaky)
+    emulator.seed_events(ORG, count=3)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take(6, timeout=10)
+        await source.stop()
+        return events
+
+    events = run(scenario())
+    errors = control(events, "tfe_audit_source_error")
+    assert len(errors) == 1 and "MemoryError" in errors[0]["message"] and errors[0]["kind"] == "internal"
+    assert control(events, "tfe_audit_source_recovered") and len([e for e in events if "tfe_audit" in e]) == 4

@@ -147,8 +147,9 @@ def test_plain_http_to_a_host_that_is_not_loopback_is_refused_unless_allowed(emu
 def test_the_documentation_is_the_argument_spec():
     """Own options in DOCUMENTATION, the connection options in the modules' fragment: together, the spec."""
     documentation = yaml.safe_load(audit_trail.DOCUMENTATION)
-    assert documentation["extends_documentation_fragment"] == ["tfe.audit.connection"]
-    fragment = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+    assert documentation["extends_documentation_fragment"] == ["tfe.audit.connection", "tfe.audit.connection.lookback"]
+    fragment = dict(yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"],
+                    **yaml.safe_load(ModuleDocFragment.LOOKBACK)["options"])
     documented = dict(fragment, **documentation["options"])
     spec = argument_spec(audit_trail.argument_spec())
     assert sorted(documented) == sorted(spec)
