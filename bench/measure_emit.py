@@ -1,50 +1,45 @@
 # -*- coding: utf-8 -*-
-"""Section eda_emit: the event source reading and emitting a backlog in-process, without ansible-rulebook:
-N events that share one millisecond against N events with distinct timestamps.
+"""Section eda_emit: the event source emitting a backlog in-process, without ansible-rulebook: N events that share
+one millisecond against N events with distinct timestamps, for this checkout and any other (--collection).
 
-The source (extensions/eda/plugins/event_source/audit_trail.py of the collection under test) polls once into an
-asyncio queue that a consumer drains as the engine would. A measurement hook for the emit path (its cost for
-events sharing a timestamp), not the engine's throughput: the eda section has that.
+Each measurement runs in a process of its own (two versions of the collection cannot share one): the source runs
+as ansible-rulebook runs it (``main(queue, args)``, a queue of one place, drained as the engine does). The time is
+from the first audit event taken to the last, so the walk's requests (the same in both cases) are not in it: only
+what the source does per event. CPU seconds (steady on a shared machine) and wall-clock seconds.
 """
 
-import asyncio
+import contextlib
 import datetime
-import importlib
+import json
+import subprocess
 import sys
-import time
 
-from harness import interleaved, step
+from harness import BENCH, Workspace, interleaved, step
+from measure_token_times import sources
 
-SOURCE = "ansible_collections.tfe.audit.extensions.eda.plugins.event_source.audit_trail"
 CASES = ("one millisecond", "distinct")
+PROBE = r'''
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
 
+async def emit(url, token, count):
+    queue = asyncio.Queue(1)
+    source = asyncio.ensure_future(audit_trail.main(queue, {"hostname": url, "token": token, "interval": 3600}))
+    first, taken = None, 0
+    while taken < count:
+        taken += "tfe_audit" in await asyncio.wait_for(queue.get(), 600)
+        first = first or (time.process_time(), time.perf_counter())
+    timed = {"cpu": time.process_time() - first[0], "wall": time.perf_counter() - first[1]}
+    source.cancel()
+    try:
+        await source
+    except asyncio.CancelledError:
+        pass
+    return timed
 
-async def drain(queue, count):
-    """Take events off the queue until count audit events came; the time the last one was taken."""
-    seen = 0
-    while seen < count:
-        seen += "tfe_audit" in await queue.get()
-    return time.perf_counter()
-
-
-async def poll_once(module, url, token, count):
-    """{poll, emit, last}: seconds of the poll, of its emit step when the source has one, to the last event taken."""
-    queue = asyncio.Queue(1)  # as ansible-rulebook gives a source (app.py: asyncio.Queue(1))
-    source = module.AuditTrailSource(module.Options({"hostname": url, "token": token}, environ={}), queue)
-    timed = {"emit": None}
-    inner = getattr(source, "_emit", None)
-    if inner is not None:  # the source's own emit step, when it still has one by that name
-        async def emit(spool):
-            start = time.perf_counter()
-            await inner(spool)
-            timed["emit"] = time.perf_counter() - start
-        source._emit = emit  # pylint: disable=protected-access
-    consumer = asyncio.ensure_future(drain(queue, count))
-    start = time.perf_counter()
-    await source.poll()
-    poll = time.perf_counter() - start
-    last = await asyncio.wait_for(consumer, 600)
-    return {"poll": poll, "emit": timed["emit"], "last": last - start}
+print(json.dumps(asyncio.run(emit(sys.argv[2], sys.argv[3], int(sys.argv[4])))))
+'''
 
 
 def seed(emu, case, count):
@@ -59,14 +54,25 @@ def seed(emu, case, count):
     return token
 
 
+def probe(collections, url, token, count):
+    done = subprocess.run([sys.executable, "-c", PROBE, str(collections), url, token, str(count)], check=True,
+                          capture_output=True, text=True, timeout=900, cwd=str(BENCH))
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def measure(ws, emu, args):
-    """{events, rows: {case: [{poll, emit, last}]}}; each poll reads the whole trail (the token's event too)."""
-    sys.path.insert(0, str(ws.path("collections")))
-    module = importlib.import_module(SOURCE)
+    """{events, rows: [{label, commit, <case>: [{cpu, wall}]}]}; each source reads the whole trail (and the token's
+    own event)."""
+    measured = sources(ws, args)
     tokens = {case: seed(emu, case, args.emit_events) for case in CASES}
-    rows = {case: [] for case in CASES}
-    for rep, cases in interleaved(CASES, args.emit_reps):
-        step("event source emit, rep %d of %d" % (rep + 1, args.emit_reps))
-        for case in cases:
-            rows[case].append(asyncio.run(poll_once(module, emu.url, tokens[case], args.emit_events + 1)))
+    rows = [dict(label=label, commit=source.commit, **{case: [] for case in CASES}) for label, source in measured]
+    with contextlib.ExitStack() as stack:
+        spaces = [ws] + [stack.enter_context(Workspace(source=source)) for dummy, source in measured[1:]]
+        trees = [space.path("collections") for space in spaces]
+        for rep, order in interleaved(range(len(rows)), args.emit_reps):
+            step("event source emit, rep %d of %d" % (rep + 1, args.emit_reps))
+            for index in order:
+                for case in CASES:
+                    rows[index][case].append(probe(trees[index], emu.url, tokens[case], args.emit_events + 1))
     return {"events": args.emit_events, "rows": rows}
+

@@ -242,18 +242,19 @@ def render_eda(data, knobs):
 
 
 def render_eda_emit(data, knobs):
-    lines = ["## The event source's emit path, in-process: events sharing one millisecond", "",
-             "The event source of the collection polls once, in the benchmark's process (no `ansible-rulebook`), "
-             "into an asyncio queue of one place (as `ansible-rulebook` gives a source) that a consumer drains; the "
-             "trail holds %d seeded events (plus the token's own) that all share one millisecond, or that each have "
-             "their own. **Poll**: the whole poll (the walk over the pages, then the emit); **emit**: the source's "
-             "emit step alone; **last**: from the poll's start to the consumer taking the last event. Medians of %d "
-             "interleaved runs. Measure it alone with `make bench BENCH_ARGS='--only eda_emit'` (under a minute; "
-             "no Java needed)." % (data["events"], knobs["emit_reps"]),
-             "", "| Timestamps | Poll | Emit | Last event taken | Runs (poll) |", "|---|--:|--:|--:|---|"]
-    for case, rows in data["rows"].items():
-        emits = [row["emit"] for row in rows if row["emit"] is not None]
-        lines.append("| %s | %.2f s | %s | %.2f s | %s |" % (
-            case, median(r["poll"] for r in rows), "%.2f s" % median(emits) if emits else "n/a",
-            median(r["last"] for r in rows), runs((r["poll"] for r in rows), 2)))
+    lines = ["## The event source's emit path: events sharing one millisecond", "",
+             "The event source of each collection runs as ansible-rulebook runs it (`main(queue, args)`, a queue of "
+             "one place that a consumer drains), in a process of its own, on a trail of %d seeded events (plus the "
+             "token's own) that all share one millisecond, or that each have their own. From the first audit event "
+             "taken to the last (the walk's requests, the same in both cases, are not counted): CPU seconds (steady on "
+             "a shared machine) and wall-clock seconds. Medians of %d interleaved runs. Measure it with "
+             "`make bench BENCH_ARGS='--only eda_emit --collection before=REV'` (no Java needed)."
+             % (data["events"], knobs["emit_reps"]),
+             "", "| Collection | Commit | One millisecond: CPU | wall | Distinct: CPU | wall | one ms / distinct (CPU) |",
+             "|---|---|--:|--:|--:|--:|--:|"]
+    for row in data["rows"]:
+        same, distinct = (median(run["cpu"] for run in row[case]) for case in ("one millisecond", "distinct"))
+        lines.append("| %s | %s | %.2f s | %.2f s | %.2f s | %.2f s | %.1f |" % (
+            row["label"], (row["commit"] or "")[:10], same, median(run["wall"] for run in row["one millisecond"]),
+            distinct, median(run["wall"] for run in row["distinct"]), same / distinct if distinct else float("nan")))
     return lines

@@ -40,7 +40,7 @@ SECTIONS = OrderedDict([
     ("fleet", (measure_fleet.measure, ("fleet", "fleet_reps", "fleet_reps_large", "forks"))),
     ("events", (measure_events.measure, ("events", "events_reps"))),
     ("eda", (measure_eda.measure, ("eda_samples", "eda_backlog"))),
-    ("eda_emit", (measure_emit.measure, ("emit_events", "emit_reps"))),
+    ("eda_emit", (measure_emit.measure, ("emit_events", "emit_reps", "label", "collection"))),
 ])
 QUICK = dict(reps=2, tasks=5, create_n=4, token_tasks=4, fleet="4,8", fleet_reps=1, fleet_reps_large=1,
              events="2000,10000", events_reps=1, eda_samples=5, eda_backlog=2000, emit_events=2000, emit_reps=1)

@@ -97,6 +97,7 @@ class Position:
         # (events delivered when a walk ended, when it began): recorded finishes that walk once it has them all.
         self._walk_ends = collections.deque()
         self._reading_at = None  # when the walk being emitted began
+        self._trimmed = 0  # how many events recorded at the last trim
         # A start position from since (above all "now") is written at once, so a restart does not take a new "now".
         self._saved = self.recorded.to_dict() if from_state or self.recorded.empty else None
 
@@ -149,8 +150,9 @@ class Position:
                 self.recorded.deliver(key[0], key[1], ahead_from)
         while self._walk_ends and self.recorded.exported >= self._walk_ends[0][0]:
             self.recorded.finish_walk(self._walk_ends.popleft()[1], self.lookback)
-        if self._reading_at and len(self.recorded.seen) > _feed.TRIM_EVERY:
-            self.recorded.trim(self._reading_at, self.lookback)  # a long backlog: memory stays at the window
+        if self._reading_at and self.recorded.exported >= self._trimmed + _feed.TRIM_EVERY:
+            self._trimmed = self.recorded.exported  # a long backlog: memory stays at the window, in linear time
+            self.recorded.trim(self._reading_at, self.lookback)
 
     @property
     def unsaved(self):
