@@ -143,3 +143,20 @@ options:
         job gives a new token every 60 days.
     type: str
 """
+
+    LOOKBACK = r"""
+options:
+  lookback:
+    description:
+      - HCP Terraform does not promise that an event is listed before every later one is; audit pipelines deliver
+        late (AWS AppFabric documents up to 30 minutes). Each run (or poll) reads again the events of this long
+        before the previous one (never before the newest event already delivered, when the organization has been
+        quiet for longer) and recognises by id those it already delivered, so an event listed up to this late is
+        delivered once. Costs one more request per O(page_size) events in that window.
+      - A duration such as V(30m), V(2h) or V(1d); V(0) turns it off.
+      - It needs a remembered position (a cursor or state file, or a position passed back); a first run reads from
+        O(since) (or everything).
+      - Clock skew between the controller and HCP Terraform counts against it.
+    type: str
+    default: 30m
+"""

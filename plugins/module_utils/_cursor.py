@@ -134,6 +134,15 @@ class Cursor:
         self.unreadable[digest] = now
         self.exported += 1
 
+    def trim(self, read_at, lookback):
+        """Forget, while a walk that began at ``read_at`` is delivered, what :meth:`finish_walk` will forget anyway:
+        events before both the newest delivered time and the lookback. Keeps memory at the window's size."""
+        if self.newest is None:
+            return
+        bound = min(self.newest, _shifted(read_at, -(lookback or timedelta(0))))
+        if self.horizon is None or bound > self.horizon:
+            self.seen = set(key for key in self.seen if key[0] >= bound)
+
     def finish_walk(self, read_at, lookback):
         """After every event of a walk that started at ``read_at`` was delivered: remember the read, and forget
         what no later walk can list again (before the new horizon; unreadable events older than the retention)."""

@@ -74,7 +74,7 @@ def read_events(fetch, options, warn, now=None):
         _warn_if_silent(position, seen, now, lookback, warn)
         delivered = position.copy()
         lines, times = [], []
-        for moment, event_id, line, is_ahead in follow(spool, delivered, now):
+        for moment, event_id, line, is_ahead in follow(spool, delivered, now, None, lookback):
             if max_events is not None and len(lines) >= max_events and moment != times[-1]:
                 break
             ahead.note(moment, event_id, is_ahead)
@@ -86,7 +86,7 @@ def read_events(fetch, options, warn, now=None):
                 if kept:
                     del lines[kept:], times[kept:]
             delivered = position.copy()  # what was kept, not what the merge went past
-            for dummy in follow(spool, delivered, now, len(lines)):
+            for dummy in follow(spool, delivered, now, len(lines), lookback):
                 pass
     ahead.warn(warn)
     delivered.finish_walk(format_time(seen.started), lookback)
@@ -182,8 +182,8 @@ class _ExportRun:
 
     def _count(self, spool, scratch):
         """Check mode: what a real run would append, counted on the same merge."""
-        count = sum(1 for dummy in _lines(follow(spool, scratch, self.now, self.options.get("max_events")),
-                                          self.ahead))
+        events = follow(spool, scratch, self.now, self.options.get("max_events"), self.options.get("lookback"))
+        count = sum(1 for dummy in _lines(events, self.ahead))
         self.result.update(count=count, changed=bool(count or self.adopted or self.cut_to is not None))
         if count:
             self.result["next_since"] = scratch.newest
@@ -216,7 +216,7 @@ class _ExportRun:
             start = self.target.stat().st_size
             # The first event names the write, so that it can be found again in a rotated copy of dest.
             self._commit(pending={"from": start, "to": start + spool.line_bytes, "first": list(split_key(first[0]))})
-            events = follow(spool, self.cursor, self.now, self.options.get("max_events"))
+            events = follow(spool, self.cursor, self.now, self.options.get("max_events"), self.options.get("lookback"))
             self.target.append(_chunks(_lines(events, self.ahead)))
         lookback = self.options.get("lookback")
         self.cursor.finish_walk(format_time(seen.started), lookback)

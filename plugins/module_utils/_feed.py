@@ -44,6 +44,8 @@ PAGE_MARGIN = 10
 MAX_REPEATS = 2
 # Spool bytes allowed per page the walk may read: far above 1000 real events (about 1 MiB).
 SPOOL_BYTES_PER_PAGE = 64 << 20
+# While a walk is delivered, the position forgets what is behind the lookback every so many events.
+TRIM_EVERY = 4096
 # The count check needs every event after the start to outlive the walk: a start this far inside the retention.
 COUNT_CHECK_MARGIN = timedelta(days=1)
 
@@ -298,9 +300,10 @@ def silent_trail(position, seen, now, lookback=None):
             % (what, " or it had no activity" if start is None else ""))
 
 
-def follow(spool, position, now, limit=None):
+def follow(spool, position, now, limit=None, lookback=None):
     """The spool's events in key order, each once, as ``(time or None, id or digest, line, ahead)``, recording each
-    in ``position`` as it is taken; at most ``limit``. ``ahead``: dated later than the controller's clock allows."""
+    in ``position`` as it is taken; at most ``limit``. ``ahead``: dated later than the controller's clock allows.
+    ``now`` is when the walk began; the position forgets on the way what is behind the lookback."""
     ahead_from = _time.format_time(now + FUTURE_ALLOWANCE)
     stamp = _time.format_time(now)
     count = 0
@@ -314,4 +317,6 @@ def follow(spool, position, now, limit=None):
         else:
             ahead = position.deliver(moment, event_id, ahead_from)
         count += 1
+        if not count % TRIM_EVERY:
+            position.trim(stamp, lookback)
         yield moment, event_id, line, ahead

@@ -94,6 +94,23 @@ def parse_duration(value, option):
         raise OptionError("%s %r is too long; for example %s: 90d" % (option, str(value), option)) from None
 
 
+# How far back each run of the feed reads again for events HCP Terraform lists late (docs/feed.md; tests/emulator/API.md
+# says why 30 minutes).
+DEFAULT_LOOKBACK = "30m"
+
+
+def parse_lookback(value):
+    """``lookback`` (``30m``, ``2h``, ``1d``) as a ``timedelta``; ``None`` for ``0`` (no lookback)."""
+    text = str(value).strip().lower()
+    if re.fullmatch(r"0+[wdhms]?", text):
+        return None
+    try:
+        return parse_duration(text, "lookback")
+    except OptionError:
+        raise OptionError("lookback must be a duration such as 30m, 2h or 1d, or 0 for none, got %r; for example "
+                          "lookback: 30m" % text[:64]) from None
+
+
 def validate_organization(value):
     if value is None or not str(value).strip():
         raise OptionError("organization is required: set organization (for example organization: my-org) "

@@ -52,18 +52,6 @@ options:
         Every event listed after that run, late ones within O(lookback) included, is returned once.
       - Mutually exclusive with O(since) and O(dest) (an export keeps its position in O(cursor_file)).
     type: str
-  lookback:
-    description:
-      - HCP Terraform does not promise that an event is listed before every later one is; audit pipelines deliver
-        late (AWS AppFabric documents up to 30 minutes). Each run reads again the events of this long before its
-        previous run (never before the newest event already delivered when the organization has been quiet for
-        longer), and recognises by id those it already delivered, so an event listed up to this late is delivered
-        once. Costs one more request per O(page_size) events in that window.
-      - A duration such as V(30m), V(2h) or V(1d); V(0) turns it off.
-      - Used with O(cursor_file) or O(position); a first run reads from O(since) (or everything) as before.
-      - Clock skew between the controller and HCP Terraform counts against it.
-    type: str
-    default: 30m
   page_size:
     description:
       - Events per request, from V(1) to V(1000). A server that answers with smaller pages is fine.
@@ -145,6 +133,7 @@ seealso:
     link: https://developer.hashicorp.com/terraform/cloud-docs/api-docs/audit-trails
 extends_documentation_fragment:
   - tfe.audit.connection
+  - tfe.audit.connection.lookback
 """
 
 EXAMPLES = r"""
@@ -283,23 +272,13 @@ listing_order:
 """
 
 import os
-import re
 
 from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor, canonical_time
 from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, OptionError
 from ansible_collections.tfe.audit.plugins.module_utils._export import export, read_events
-from ansible_collections.tfe.audit.plugins.module_utils._module import TfeModule, parse_duration
+from ansible_collections.tfe.audit.plugins.module_utils._module import DEFAULT_LOOKBACK, TfeModule, parse_lookback
 
 MAX_PAGE_SIZE = 1000
-DEFAULT_LOOKBACK = "30m"
-
-
-def parse_lookback(value):
-    """``30m``, ``2h`` ... as a timedelta; ``0`` (or ``0m`` ...) for none."""
-    text = str(value).strip().lower()
-    if re.match(r"^0+[wdhms]?$", text):
-        return None
-    return parse_duration(text, "lookback")
 
 
 def parse_options(params):

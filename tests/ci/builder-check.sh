@@ -36,9 +36,11 @@ tar -tzf "$tarball" >"$work/files.txt"  # (not piped into grep -q: pipefail woul
 for member in "${needs[@]}"; do
   grep -qx "$member" "$work/files.txt" || fail "$name lacks $member"
 done
-tar -xzf "$tarball" -O meta/execution-environment.yml | grep -q '^ *python: *requirements.txt' \
+tar -xzf "$tarball" -O meta/execution-environment.yml >"$work/execution-environment.yml"
+grep -q '^ *python: *requirements.txt' "$work/execution-environment.yml" \
   || fail "$name has no meta/execution-environment.yml naming requirements.txt"
-tar -xzf "$tarball" -O requirements.txt | grep -q '^requests' || fail "$name does not require requests"
+tar -xzf "$tarball" -O requirements.txt >"$work/requirements.txt"  # (grep -q on a pipe: tar may get SIGPIPE)
+grep -q '^requests' "$work/requirements.txt" || fail "$name does not require requests"
 
 # 2. ansible-builder create
 cp -r "$root/examples/$kind" "$work/$kind"

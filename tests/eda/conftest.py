@@ -13,7 +13,6 @@ A rulebook under test gets one more rule, ``record``, which prints every event i
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -28,8 +27,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+sys.path.insert(0, str(ROOT / "tests" / "shared"))
 
 from tfe_emulator import Emulator  # noqa: E402  pylint: disable=wrong-import-position
+from checkout_fixtures import admin_token, collections_path, core_bin  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 
 ORG = "acme"
 ORDERS = ("newest", "oldest")
@@ -37,23 +38,6 @@ RECORD_RULE = {"name": "record", "condition": "event.meta is defined",
                "action": {"debug": {"msg": "EDA-RECORD {{ event | tojson }}"}}}
 INVENTORY = "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
 _BANNER = re.compile(r"^\*\* (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) \[debug\] \*+$")
-
-
-@pytest.fixture(scope="session")
-def collections_path(tmp_path_factory):
-    """An ansible_collections tree holding this checkout as tfe.audit (found by `ansible-galaxy collection list`)."""
-    if not shutil.which("java"):
-        pytest.fail("ansible-rulebook needs a Java 17 runtime: `make eda` installs openjdk-17-jre-headless")
-    base = tmp_path_factory.mktemp("collections")
-    namespace = base / "ansible_collections" / "tfe"
-    namespace.mkdir(parents=True)
-    (namespace / "audit").symlink_to(ROOT)
-    return base
-
-
-@pytest.fixture
-def admin_token():
-    return "admin-" + secrets.token_urlsafe(24)
 
 
 def make_emulator(admin_token, order):
@@ -105,7 +89,8 @@ def source_rulebook(**source_args):
 class Rulebook:
     """One ansible-rulebook process; its output goes to a file that the test reads as it grows."""
 
-    def __init__(self, workdir, collections_path, rulebook, variables=None, env=None, verbosity=0, name="rulebook"):
+    def __init__(self, workdir, collections_path, rulebook, variables=None, env=None, verbosity=0, name="rulebook",
+                 extra_args=()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.path = self.workdir / ("%s.yml" % name)
@@ -122,6 +107,7 @@ class Rulebook:
                         ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"))
         self.env.update(env or {})
         self.verbosity = verbosity
+        self.extra_args = list(extra_args)
         self.proc = None
         self.runs = 0
 
@@ -133,6 +119,7 @@ class Rulebook:
                 "--vars", str(self.vars_file)]
         if self.verbosity:
             args.append("-" + "v" * self.verbosity)
+        args.extend(self.extra_args)
         out = open(self.output, "a")  # pylint: disable=consider-using-with  # closed in stop()
         self.proc = subprocess.Popen(args, cwd=str(self.workdir), env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -205,10 +192,12 @@ class Rulebook:
 
 @pytest.fixture
 def rulebook(collections_path, tmp_path):
+    if not shutil.which("java"):
+        pytest.fail("ansible-rulebook needs a Java 17 runtime: `make eda` installs openjdk-17-jre-headless")
     started = []
 
-    def make(text, variables=None, env=None, verbosity=0, name="rulebook"):
-        book = Rulebook(tmp_path / name, collections_path, text, variables, env, verbosity, name)
+    def make(text, variables=None, env=None, verbosity=0, name="rulebook", extra_args=()):
+        book = Rulebook(tmp_path / name, collections_path, text, variables, env, verbosity, name, extra_args)
         started.append(book)
         return book
 
@@ -216,6 +205,14 @@ def rulebook(collections_path, tmp_path):
     for book in started:
         if book.proc is not None:
             book.kill_tree()
+
+
+def plant(emu, event):
+    """Append an audit event of any shape to the organization's trail, as a hostile server would list it."""
+    from tfe_emulator import parse_iso8601  # pylint: disable=import-outside-toplevel
+
+    with emu._lock:  # pylint: disable=protected-access
+        emu._orgs[ORG].events.append((parse_iso8601(event["timestamp"]), event["id"], event))  # pylint: disable=protected-access
 
 
 def assert_clean(text):

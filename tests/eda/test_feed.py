@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -34,7 +35,9 @@ def start_feed(emu, rulebook, tmp_path, env=None, **extra):
 @pytest.mark.parametrize("order", ORDERS)
 def test_every_event_once_live_latency_idle_poll_and_restart(order, emulator_factory, rulebook, tmp_path):
     emu = emulator_factory(order)
-    emu.seed_events("acme", count=1500, step_seconds=1.0)
+    # Older than the lookback (30 minutes): an idle poll reads again only the events of the last half hour.
+    emu.seed_events("acme", count=1500, step_seconds=1.0,
+                    start=(datetime.now(timezone.utc) - timedelta(hours=2)).isoformat())
     # 9 events arrive just before the third page request: listed newest first, every later page shifts.
     emu.add_fault(method="GET", path="audit-trail", status=None, skip=2, count=1, insert_events=9)
     book, state = start_feed(emu, rulebook, tmp_path)
@@ -84,9 +87,29 @@ def test_every_event_once_live_latency_idle_poll_and_restart(order, emulator_fac
     assert_clean(book.text)
 
 
-def test_a_graceful_stop_mid_backlog_then_a_restart_is_exactly_once(emulator_factory, rulebook, tmp_path):
+@pytest.mark.parametrize("order", ORDERS)
+def test_events_listed_late_reach_the_rule_once(order, emulator_factory, rulebook, tmp_path):
+    """Every event is listed up to 4 s after its own time (the emulator's late visibility), many of them behind
+    events the source already emitted: each reaches the rule once, within the lookback."""
+    emu = emulator_factory(order)
+    emu.set_listing(visibility_delay_ms=4000)
+    emu.seed_events("acme", count=300, step_seconds=0.02)
+    book, dummy_state = start_feed(emu, rulebook, tmp_path)
+    book.wait_count(301, 60)
+    time.sleep(2 * INTERVAL + 0.5)  # a repeat would have arrived by now
+    keys = [key(event) for event in book.events()]
+    assert len(set(keys)) == len(keys) and sorted(keys) == trail(emu), "an event was lost or repeated"
+    assert keys != sorted(keys), "no event came late: the reading was not played"
+    book.stop()
+    assert_clean(book.text)
+
+
+@pytest.mark.parametrize("acknowledged", [False, True], ids=["queue depth", "acknowledgements"])
+def test_a_graceful_stop_mid_backlog_then_a_restart_is_exactly_once(acknowledged, emulator_factory, rulebook, tmp_path):
     """A rule's shutdown action stops the rulebook in the middle of a backlog: the source is cancelled, without a
-    traceback, and its state holds exactly the events the engine took; a restart continues right after them.
+    traceback, and its state holds exactly the events the engine took; a restart continues right after them. Both
+    ways the source knows what the engine took: the depth of its queue, and the engine's acknowledgements
+    (``feedback: true`` with ``ansible-rulebook --persistence-id``).
 
     (Not a signal: ansible-rulebook 1.3.2 swallows a SIGINT/SIGTERM whose KeyboardInterrupt lands inside its call
     into the rule engine, ``rule_set_runner`` catching BaseException around ``lang.post``, so a signal during a
@@ -97,24 +120,27 @@ def test_a_graceful_stop_mid_backlog_then_a_restart_is_exactly_once(emulator_fac
     token_file = tmp_path / "audit-trail-token"
     write_token(token_file, emu.regenerate_audit_trail_token("acme")["token"])
     state = tmp_path / "state.json"
-    rules = yaml.safe_load(source_rulebook(hostname=emu.url, token_file=str(token_file), state_file=str(state),
-                                           interval=INTERVAL, page_size=1000))
+    args = dict(hostname=emu.url, token_file=str(token_file), state_file=str(state), interval=INTERVAL, page_size=1000)
+    if acknowledged:
+        args["feedback"] = True
+    rules = yaml.safe_load(source_rulebook(**args))
     rules[0]["rules"].insert(0, {"name": "stop", "condition": 'event.tfe_audit.id == "%s"' % stop_at,
                                  "action": {"shutdown": {"kind": "now", "delay": 0, "message": "bench stop"}}})
-    book = rulebook(yaml.safe_dump(rules, sort_keys=False), env={"JAVA_TOOL_OPTIONS": "-Xrs"}, verbosity=1).start()
+    book = rulebook(yaml.safe_dump(rules, sort_keys=False), env={"JAVA_TOOL_OPTIONS": "-Xrs"}, verbosity=1,
+                    extra_args=["--persistence-id", "1"] if acknowledged else ()).start()
     rc = book.proc.wait(120)
     assert rc == 0
     first = book.text
     assert_clean(first)
     assert "tfe.audit.audit_trail task cancelled" in first
+    assert "known by %s" % ("acknowledgements" if acknowledged else "queue depth") in first
     taken = state_of(state)["exported"]
     fired = [key(event) for event in book.events(run=1)]
     assert 1500 <= taken < 4001, "the rulebook was meant to stop in the middle of the backlog"
     assert fired == trail(emu)[:len(fired)] and len(fired) <= taken
 
     # The restart (without the stop rule) continues exactly after the recorded events.
-    book.path.write_text(source_rulebook(hostname=emu.url, token_file=str(token_file), state_file=str(state),
-                                         interval=INTERVAL, page_size=1000))
+    book.path.write_text(source_rulebook(**args))
     book.start()
     book.wait_count(len(trail(emu)) - taken, 60)
     time.sleep(INTERVAL + 1)

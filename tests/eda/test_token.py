@@ -3,6 +3,7 @@
 tfe_audit_token_stale event, the rule runs the playbook tfe.audit.rotate_audit_trail_token (the role, then the token
 file), and the feed goes on with no loss. At -vv, no token ever appears in ansible-rulebook's output."""
 
+import json
 import os
 import subprocess
 import time
@@ -50,6 +51,10 @@ def test_a_regenerated_token_is_rotated_by_the_shipped_rulebook_and_the_feed_goe
     assert os.stat(token_file).st_mode & 0o777 == 0o600
 
     emu.seed_events("acme", count=10, step_seconds=0.01)
+    # A server (or a proxy) that quotes the request's Authorization header back in an error: the rulebook prints
+    # the error event, with the token masked.
+    quoted = "rejected header Authorization: Bearer %s" % token_file.read_text().strip()
+    emu.add_fault(method="GET", path="audit-trail", status=500, body=json.dumps({"errors": [{"title": quoted}]}))
     shipped = (ROOT / "extensions" / "eda" / "rulebooks" / "audit_trail_token.yml").read_text()
     since = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     book = rulebook(with_record_rule(shipped), verbosity=2, env=env, name="audit_trail_token",
@@ -79,6 +84,7 @@ def test_a_regenerated_token_is_rotated_by_the_shipped_rulebook_and_the_feed_goe
     assert creators[-2:] == ["someone-else", "admin"], creators  # replaced outside, then by the rule's playbook
     text = book.text
     assert "PLAY RECAP" in text and "failed=0" in text
+    assert "rejected header Authorization: Bearer ********" in text
     book.stop()
     assert_clean(book.text)
     for secret in emu.issued_secrets + [admin_token]:

@@ -2,7 +2,6 @@
 """Fixtures for end-to-end tests: the emulator on loopback and real ansible-playbook runs against it."""
 
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -12,25 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+sys.path.insert(0, str(ROOT / "tests" / "shared"))
 
 from tfe_emulator import Emulator  # noqa: E402
+from checkout_fixtures import admin_token, collections_path  # noqa: E402,F401  pylint: disable=unused-import
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="session")
-def collections_path(tmp_path_factory):
-    """An ansible_collections tree holding this checkout as tfe.audit."""
-    base = tmp_path_factory.mktemp("collections")
-    namespace = base / "ansible_collections" / "tfe"
-    namespace.mkdir(parents=True)
-    (namespace / "audit").symlink_to(ROOT)
-    return base
-
-
-@pytest.fixture
-def admin_token():
-    return "admin-" + secrets.token_urlsafe(24)
 
 
 @pytest.fixture

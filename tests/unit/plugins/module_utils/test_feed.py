@@ -294,3 +294,17 @@ def test_an_event_dated_far_ahead_is_delivered_once_and_does_not_move_the_positi
     assert position.newest == format_time(T0 + timedelta(seconds=2))
     trail.events += [ev(3), ev(4)]
     assert collect(trail, position)[0] == ["ev-00003", "ev-00004"]  # events still to come are not skipped
+
+
+def test_the_position_forgets_on_the_way_what_is_behind_the_lookback():
+    """Memory stays at the lookback's window (plus one trim's worth), whatever the backlog: 20,000 events, a minute."""
+    trail = FakeTrail([ev(i) for i in range(20000)], order="oldest")
+    position, sizes = Cursor(), []
+    now = T0 + timedelta(seconds=20000)
+    with Spool() as spool:
+        walk(trail, position, 1000, spool, now, timedelta(minutes=1))
+        for dummy in follow(spool, position, now, lookback=timedelta(minutes=1)):
+            sizes.append(len(position.seen))
+    assert len(sizes) == 20000 and max(sizes) <= 4096 + 60
+    position.finish_walk(format_time(now), timedelta(minutes=1))
+    assert len(position.seen) == 60  # the last minute, one event a second

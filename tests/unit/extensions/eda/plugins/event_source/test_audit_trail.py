@@ -8,7 +8,6 @@ The real engine (ansible-rulebook) is exercised by tests/eda (``make eda``); the
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import os
@@ -16,103 +15,13 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
 from ansible_collections.tfe.audit.plugins.module_utils._cursor import Cursor, load_cursor, save_cursor
 from ansible_collections.tfe.audit.plugins.module_utils._time import format_time
-
-ORG = "acme"
-ORDERS = ("newest", "oldest")
-
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    """Errors surface after 0.1 s of client retries instead of 5 s; the stale-token check runs every 50 ms."""
-    monkeypatch.setattr(audit_trail, "MIN_REQUEST_WAIT", 0.1)
-    monkeypatch.setattr(audit_trail, "STALE_CHECK_EVERY", 0.05)
-    monkeypatch.setattr(audit_trail, "SETTLE_LIMIT", 0.5)
-    for name in ("TFE_AUDIT_TRAIL_TOKEN", "TFE_TOKEN", "TFE_HOSTNAME", "TFE_ADDRESS", "TFE_SSL_SKIP_VERIFY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def secret(emulator):
-    return emulator.regenerate_audit_trail_token(ORG)["token"]
-
-
-def args_for(emulator, secret=None, **extra):
-    args = {"hostname": emulator.url, "interval": 0.2, "page_size": 100}
-    if secret is not None:
-        args["token"] = secret
-    args.update(extra)
-    return args
-
-
-def trail(emulator):
-    """Every (timestamp, id) the emulator holds for the organization, oldest first."""
-    return sorted((format_time(ts), event_id) for ts, event_id, dummy in emulator._orgs[ORG].events)  # pylint: disable=protected-access
-
-
-def key(event):
-    return event["tfe_audit"]["timestamp"], event["tfe_audit"]["id"]
-
-
-class Running:
-    """The source as a task on a bounded queue (as ansible-rulebook gives it), with helpers to read it."""
-
-    def __init__(self, args, maxsize=1):
-        self.queue = asyncio.Queue(maxsize)
-        self.task = asyncio.create_task(audit_trail.main(self.queue, args))
-        self.seen = []
-
-    async def take(self, count=1, timeout=15.0):
-        taken = []
-        deadline = time.monotonic() + timeout
-        while len(taken) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("only %d of %d events arrived in %ss: %r" % (len(taken), count, timeout, taken[-3:]))
-            if self.task.done():
-                self.task.result()  # raises what stopped it
-                raise AssertionError("the source returned")
-            try:
-                taken.append(await asyncio.wait_for(self.queue.get(), min(remaining, 0.5)))
-            except asyncio.TimeoutError:
-                continue
-        self.seen.extend(taken)
-        return taken
-
-    async def take_until(self, predicate, timeout=15.0):
-        taken = []
-        while True:
-            event = (await self.take(1, timeout))[0]
-            taken.append(event)
-            if predicate(event):
-                return taken
-
-    async def quiet(self, seconds):
-        """Events that arrive within ``seconds``."""
-        taken = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                taken.append(await asyncio.wait_for(self.queue.get(), max(0.01, deadline - time.monotonic())))
-            except asyncio.TimeoutError:
-                break
-        self.seen.extend(taken)
-        return taken
-
-    async def stop(self):
-        self.task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self.task
-
-
-def run(coroutine):
-    return asyncio.run(coroutine)
+from ansible_collections.tfe.audit.plugins.plugin_utils import _source
+from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
+    ORDERS, ORG, Running, args_for, control, key, run, trail)
 
 
 # -- the feed ------------------------------------------------------------------------------------------
@@ -147,7 +56,7 @@ def test_an_idle_poll_costs_one_request(emulator, secret):
 
     async def scenario():
         queue = asyncio.Queue()
-        source = audit_trail.AuditTrailSource(audit_trail.Options(args_for(emulator, secret)), queue)
+        source = _source.AuditTrailSource(_source.Options(args_for(emulator, secret), audit_trail.argument_spec()), queue)
         await source.poll()
         assert queue.qsize() == 31
         while not queue.empty():
@@ -278,7 +187,7 @@ def test_cancelled_while_the_queue_is_full_records_what_was_put(emulator, secret
 def test_the_state_is_written_while_a_backlog_is_emitted(emulator, secret, tmp_path, monkeypatch, save_every,
                                                          recorded_during_backlog):
     """A hard kill repeats only what was emitted after the last write: writes come every SAVE_EVERY seconds."""
-    monkeypatch.setattr(audit_trail, "SAVE_EVERY", save_every)
+    monkeypatch.setattr(_source, "SAVE_EVERY", save_every)
     emulator.seed_events(ORG, count=200)
     state = tmp_path / "state.json"
 
@@ -325,10 +234,6 @@ def test_since_now_is_recorded_at_start_so_a_restart_keeps_it(emulator, secret, 
 
 
 # -- it never stops by itself ---------------------------------------------------------------------------
-
-
-def control(events, name):
-    return [event[name] for event in events if name in event]
 
 
 @pytest.mark.parametrize("fault", [
@@ -438,96 +343,6 @@ def test_a_token_never_appears_in_events_logs_or_state(emulator, secret, tmp_pat
         assert value not in text
 
 
-# -- arguments ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("bad, names", [
-    ({"interval": 0}, ["interval", "interval: 60"]),
-    ({"interval": "soon"}, ["interval", "interval: 60"]),
-    ({"page_size": 5000}, ["page_size", "page_size: 1000"]),
-    ({"page_size": 2.5}, ["page_size", "page_size: 1000"]),
-    ({"since": "yesterday"}, ["since", "since: 2030-12-31"]),
-    ({"hostname": "ftp://example.com"}, ["hostname", "app.terraform.io"]),
-    ({"validate_certs": "maybe"}, ["validate_certs", "validate_certs: true"]),
-    ({"ca_path": "/nonexistent/ca.pem"}, ["ca_path", "ca_path: "]),
-    ({"state_file": "/nonexistent/dir/state.json"}, ["state_file", "does not exist"]),
-    ({"token_file": "/nonexistent/token"}, ["token_file", "token_file: "]),
-    ({"intervall": 5}, ["intervall", "interval"]),
-], ids=lambda value: str(value)[:40])
-def test_bad_arguments_fail_at_start_naming_the_argument(emulator, secret, bad, names):
-    args = args_for(emulator, secret)
-    args.update(bad)
-    with pytest.raises(audit_trail.ArgumentError) as failure:
-        run(audit_trail.main(asyncio.Queue(), args))
-    for name in names:
-        assert name in str(failure.value)
-    assert secret not in str(failure.value)
-    assert emulator.requests == []
-
-
-def test_token_and_token_file_together_are_refused(emulator, secret, tmp_path):
-    token_file = tmp_path / "token"
-    token_file.write_text(secret)
-    with pytest.raises(audit_trail.ArgumentError, match="token or token_file, not both"):
-        audit_trail.Options(args_for(emulator, secret, token_file=str(token_file)))
-
-
-def test_an_empty_token_file_fails_at_start(emulator, tmp_path):
-    token_file = tmp_path / "token"
-    token_file.write_text("\n")
-    with pytest.raises(audit_trail.ArgumentError, match="token_file .* must hold only the token .*empty"):
-        audit_trail.Options(args_for(emulator, token_file=str(token_file)))
-
-
-def test_without_a_token_the_message_says_where_to_put_one(emulator):
-    with pytest.raises(audit_trail.ArgumentError, match="TFE_AUDIT_TRAIL_TOKEN or TFE_TOKEN"):
-        audit_trail.Options(args_for(emulator), environ={})
-
-
-def test_the_audit_trail_token_variable_comes_before_tfe_token(emulator):
-    options = audit_trail.Options(args_for(emulator), environ={"TFE_TOKEN": "owner", "TFE_AUDIT_TRAIL_TOKEN": "trail"})
-    assert options.token_and_origin() == ("trail", "TFE_AUDIT_TRAIL_TOKEN")
-    options = audit_trail.Options(args_for(emulator), environ={"TFE_TOKEN": "owner"})
-    assert options.token_and_origin() == ("owner", "TFE_TOKEN")
-
-
-def test_string_arguments_from_rulebook_variables_are_accepted(emulator, secret):
-    options = audit_trail.Options(args_for(emulator, secret, interval="2.5", page_size="50", validate_certs="false"))
-    assert (options.interval, options.page_size, options.connection.verify) == (2.5, 50, False)
-
-
-def test_an_export_cursor_is_refused_as_state_file(emulator, secret, tmp_path):
-    state = tmp_path / "cursor.json"
-    then = "2030-01-01T00:00:00.000Z"
-    save_cursor(str(state), Cursor(then, [(then, "x")], then, dest="/var/log/audit.ndjson"))
-    with pytest.raises(audit_trail.ArgumentError, match="cursor_file of the export into /var/log/audit.ndjson"):
-        run(audit_trail.main(asyncio.Queue(), args_for(emulator, secret, state_file=str(state))))
-
-
-def test_a_damaged_state_file_is_named(emulator, secret, tmp_path):
-    state = tmp_path / "state.json"
-    state.write_text("{not json")
-    with pytest.raises(audit_trail.ArgumentError, match=r"state_file .*state.json is not a cursor \(not JSON\)"):
-        run(audit_trail.main(asyncio.Queue(), args_for(emulator, secret, state_file=str(state))))
-
-
-def test_a_state_from_the_future_is_refused(emulator, secret, tmp_path):
-    state = tmp_path / "state.json"
-    ahead = format_time(datetime.now(timezone.utc) + timedelta(days=1))
-    save_cursor(str(state), Cursor(ahead, [(ahead, "x")], ahead))
-    with pytest.raises(audit_trail.ArgumentError, match="later than now"):
-        run(audit_trail.main(asyncio.Queue(), args_for(emulator, secret, state_file=str(state))))
-
-
-def test_the_documentation_lists_exactly_the_arguments():
-    documentation = yaml.safe_load(audit_trail.DOCUMENTATION)
-    assert sorted(documentation["options"]) == sorted(audit_trail.ARGUMENTS)
-    assert documentation["options"]["interval"]["default"] == audit_trail.DEFAULT_INTERVAL
-    assert documentation["options"]["page_size"]["default"] == audit_trail.MAX_PAGE_SIZE
-    examples = yaml.safe_load(audit_trail.EXAMPLES)
-    assert set(examples[0]["sources"][0]["tfe.audit.audit_trail"]) <= set(audit_trail.ARGUMENTS)
-
-
 def test_after_a_poll_the_state_holds_every_event_the_engine_took(emulator, secret, tmp_path):
     """A rulebook stopped by SIGTERM exits without cancelling its sources (the JVM handles the signal): the
     state written after each poll must already hold the last event, once the engine has taken it."""
@@ -584,60 +399,81 @@ def test_a_keyboard_interrupt_inside_the_source_goes_back_to_the_event_loop(emul
     assert load_cursor(str(state)).exported in (18, 19)  # 19 put; the last maybe still in the queue
 
 
-def test_plain_http_to_a_host_that_is_not_loopback_is_refused_unless_allowed(emulator, secret):
-    with pytest.raises(audit_trail.ArgumentError, match="clear text.*allow_insecure_http: true"):
-        audit_trail.Options(args_for(emulator, secret, hostname="http://tfe.example.com"))
-    options = audit_trail.Options(args_for(emulator, secret, hostname="http://tfe.example.com", allow_insecure_http=True))
-    assert options.connection.base_url == "http://tfe.example.com"
-    assert audit_trail.Options(args_for(emulator, secret)).connection.base_url == emulator.url  # loopback: allowed
+# -- late events, tokens that read nothing, the last resort ---------------------------------------------------
 
 
-# -- server values never become templates ------------------------------------------------------------------
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("lookback, delivered", [("30m", 3), ("0", 0)])
+def test_events_listed_a_minute_late_are_emitted_once_within_the_lookback(emulator, secret, order, lookback, delivered):
+    emulator.set_listing(order=order)
+    emulator.seed_events(ORG, count=20, step_seconds=1.0)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret, lookback=lookback))
+        first = await source.take(21)
+        # Three events stamped a minute ago show up now, behind the events already emitted.
+        emulator.add_fault(method="GET", path="audit-trail", status=None, insert_events=3, backdate_ms=60000)
+        late = await source.take(delivered, timeout=5) if delivered else []
+        extra = await source.quiet(1.0)
+        await source.stop()
+        return first, late, extra
+
+    first, late, extra = run(scenario())
+    keys = [key(event) for event in first + late]
+    assert extra == [] and len(set(keys)) == len(keys)
+    if delivered:
+        assert sorted(keys) == trail(emulator)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabet="{%#} ab"),
-                           lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(alphabet="{%#} ab", max_size=6), inner, max_size=4),
-                           max_leaves=12)
-
-
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-@settings(max_examples=300, deadline=None)
-@given(json_values)
-def test_inert_leaves_no_template_delimiter_and_touches_nothing_else(value):
-    copy, changed = audit_trail.inert(value)
-    assert not any(marker in text for text in _strings(copy) for marker in ("{{", "{%", "{#"))
-    assert changed == (copy != value)  # a value without a delimiter comes out as it went in
-
-
-def test_a_planted_template_is_emitted_inert_with_the_original_beside_it(emulator, secret):
-    from tfe_emulator import User, _now  # pylint: disable=import-outside-toplevel
-
-    plant = "{{ lookup('ansible.builtin.pipe', 'id') }}{%raw%}"
-    with emulator._lock:  # pylint: disable=protected-access
-        emulator._append_event(emulator._orgs[ORG], User("user-planted", plant), "workspace",  # pylint: disable=protected-access
-                               "ws-1", "destroy", _now())
+@pytest.mark.parametrize("reading", ["empty", "404", "401"])
+def test_a_team_token_never_looks_like_an_empty_trail(emulator, secret, reading):
+    """The docs say user and team tokens cannot read the audit trail, not how: all three answers are played."""
+    emulator.set_readings(user_token_trail=reading)
+    emulator.seed_events(ORG, count=5)
+    team_token = emulator.add_team_token(ORG)
 
     async def scenario():
         source = Running(args_for(emulator, secret))
-        events = await source.take(2)
+        events = await source.take(6)
+        await source.stop()
+        # The same state, read with a token that sees nothing (or is refused).
+        source = Running(args_for(emulator, team_token))
+        events += await source.take(1, timeout=5)
+        events += await source.quiet(0.8)
         await source.stop()
         return events
 
     events = run(scenario())
-    planted = [event for event in events if event["tfe_audit"]["auth"]["accessor_id"] == "user-planted"]
-    assert len(planted) == 1
-    assert planted[0]["tfe_audit"]["auth"]["description"] == "{ { lookup('ansible.builtin.pipe', 'id') }}{ %raw%}"
-    assert json.loads(base64.b64decode(planted[0]["tfe_audit_original"]))["auth"]["description"] == plant
-    assert all("tfe_audit_original" not in event for event in events if event is not planted[0])
+    about = events[6:]
+    assert len(about) == 1, about  # once, not once per poll
+    (kind, body), = about[0].items()
+    assert kind == {"empty": "tfe_audit_source_warning", "404": "tfe_audit_source_error",
+                    "401": "tfe_audit_token_stale"}[reading]
+    assert "user or team token" in body["message"] or "not an audit trail or organization token" in body["message"]
+    assert team_token not in json.dumps(events)
+
+
+def test_an_unexpected_failure_while_reading_is_an_error_event_and_the_source_goes_on(emulator, secret, monkeypatch):
+    from ansible_collections.tfe.audit.plugins.module_utils import _feed  # pylint: disable=import-outside-toplevel
+
+    real_walk, calls = _feed.walk, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError()
+        return real_walk(*args, **kwargs)
+
+    monkeypatch.setattr(_feed, "walk", flaky)
+    emulator.seed_events(ORG, count=3)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take(6, timeout=10)
+        await source.stop()
+        return events
+
+    events = run(scenario())
+    errors = control(events, "tfe_audit_source_error")
+    assert len(errors) == 1 and "MemoryError" in errors[0]["message"] and errors[0]["kind"] == "internal"
+    assert control(events, "tfe_audit_source_recovered") and len([e for e in events if "tfe_audit" in e]) == 4

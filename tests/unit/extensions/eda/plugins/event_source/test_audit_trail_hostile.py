@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The event source against a hostile server, a leaky proxy and an unsafe library: no template reaches a playbook,
+no token reaches an event or a log line, and requests older than 2.28 is refused at start."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+
+import pytest
+
+from ansible.template import Templar
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
+from ansible_collections.tfe.audit.plugins.module_utils import _client
+from ansible_collections.tfe.audit.plugins.module_utils._untrusted import inert, use_installed_check
+from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
+    ORG, Running, args_for, control, first_events, plant, run)
+from ansible_collections.tfe.audit.tests.shared.template_forms import planted_event, template_forms, templates_in
+
+FORMS = template_forms(lambda name: "id")
+INSTALLED = Templar(loader=None).is_possibly_template
+# Characters that make up every template form, and some that do not.
+TEMPLATE_TEXT = st.text(alphabet="{%#}[]<>:'\n jinja2_stvr", max_size=40) | st.sampled_from(list(FORMS.values()))
+
+
+JSON_VALUES = st.recursive(TEMPLATE_TEXT, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(TEMPLATE_TEXT, inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_with_the_installed_check_nothing_the_installed_ansible_core_renders_is_left(value):
+    """The source hands the installed ansible-core's own check to _untrusted: what it would render never passes."""
+    use_installed_check(INSTALLED)
+    copy, changed = inert(value)
+    assert templates_in(copy, INSTALLED) == []
+    assert changed == (copy != value)
+
+
+def test_no_form_of_template_planted_in_an_audit_event_reaches_the_queue(emulator, secret):
+    planted = planted_event(FORMS)
+    plant(emulator, planted)
+    event = next(event for event in first_events(args_for(emulator, secret), 2) if event["tfe_audit"]["id"] == "planted-1")
+    assert templates_in(event, INSTALLED) == []
+    assert json.loads(base64.b64decode(event["tfe_audit_original"])) == planted
+    assert event["tfe_audit"]["auth"]["description"].startswith("# jinja2:")
+    assert len(event["tfe_audit"]["resource"]["meta"]["keys"]) == len(FORMS)  # no two keys became one
+
+
+def test_a_planted_template_is_emitted_inert_with_the_original_beside_it(emulator, secret):
+    planted = planted_event(FORMS)
+    planted["auth"]["description"] = "{{ lookup('ansible.builtin.pipe', 'id') }}{%raw%}"
+    plant(emulator, planted)
+    events = first_events(args_for(emulator, secret), 2)
+    assert events[1]["tfe_audit"]["auth"]["description"] == "{ { lookup('ansible.builtin.pipe', 'id') }}{ %raw%}"
+    assert json.loads(base64.b64decode(events[1]["tfe_audit_original"]))["auth"] == planted["auth"]
+    assert "tfe_audit_original" not in events[0]  # the token's creation, a real event: nothing to change
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_an_error_title_from_the_server_reaches_the_queue_inert(emulator, secret, form):
+    emulator.add_fault(method="GET", path="audit-trail", status=500,
+                       body=json.dumps({"errors": [{"status": "500", "title": FORMS[form]}]}))
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take_until(lambda event: "tfe_audit_source_error" in event)
+        await source.stop()
+        return events
+
+    errors = control(run(scenario()), "tfe_audit_source_error")
+    assert len(errors) == 1 and "HTTP 500" in errors[0]["message"]
+    assert templates_in(errors, INSTALLED) == []
+
+
+@pytest.mark.parametrize("origin", ["token", "token_file", "TFE_AUDIT_TRAIL_TOKEN", "TFE_TOKEN"])
+def test_a_server_that_quotes_the_token_gets_it_masked_in_the_event_and_the_log(emulator, secret, origin, tmp_path,
+                                                                                monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    args = args_for(emulator)
+    if origin == "token":
+        args["token"] = secret
+    elif origin == "token_file":
+        (tmp_path / "token").write_text(secret + "\n")
+        args["token_file"] = str(tmp_path / "token")
+    else:
+        monkeypatch.setenv(origin, secret)
+    emulator.add_fault(method="GET", path="audit-trail", status=500,
+                       body=json.dumps({"errors": [{"title": "rejected header Authorization: Bearer %s" % secret}]}))
+
+    async def scenario():
+        source = Running(args)
+        events = await source.take_until(lambda event: "tfe_audit_source_recovered" in event)
+        await source.stop()
+        return events
+
+    events = run(scenario())
+    error = control(events, "tfe_audit_source_error")[0]
+    assert "rejected header Authorization: Bearer ********" in error["message"]
+    assert "Bearer ********" in caplog.text
+    assert secret not in json.dumps(events) + caplog.text
+
+
+def test_a_token_used_before_stays_masked_after_the_token_file_changed(emulator, secret, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    token_file = tmp_path / "token"
+    token_file.write_text(secret)
+
+    async def scenario():
+        source = Running(args_for(emulator, token_file=str(token_file)))
+        await source.take(1)
+        fresh = emulator.regenerate_audit_trail_token(ORG)["token"]
+        await source.take_until(lambda event: "tfe_audit_token_stale" in event)
+        token_file.write_text(fresh)
+        await source.take(1)  # the new token's own creation: the new token is in use
+        emulator.add_fault(method="GET", path="audit-trail", status=500, body=json.dumps(
+            {"errors": [{"title": "old %s new %s" % (secret, fresh)}]}))
+        events = await source.take_until(lambda event: "tfe_audit_source_error" in event)
+        await source.stop()
+        return events, fresh
+
+    events, fresh = run(scenario())
+    assert control(events, "tfe_audit_source_error")[0]["message"].endswith("old ******** new ********")
+    assert secret not in json.dumps(events) + caplog.text and fresh not in json.dumps(events) + caplog.text
+
+
+def test_a_token_quoted_inside_an_audit_event_is_masked_there_and_in_the_original(emulator, secret):
+    planted = planted_event(FORMS)
+    planted["auth"]["description"] = "token %s" % secret
+    plant(emulator, planted)
+    events = first_events(args_for(emulator, secret), 2)
+    assert secret not in json.dumps(events)
+    event = next(event for event in events if event["tfe_audit"]["id"] == "planted-1")
+    assert event["tfe_audit"]["auth"]["description"] == "token ********"
+    assert secret not in base64.b64decode(event["tfe_audit_original"]).decode("utf-8")
+
+
+def test_a_requests_older_than_2_28_is_refused_at_start(emulator, secret, monkeypatch):
+    """requests 2.25 to 2.27 turn TLS verification off when CURL_CA_BUNDLE is empty: the token would go to anyone."""
+    monkeypatch.setattr(_client, "REQUESTS_VERSION", "2.27.1")
+    with pytest.raises(ValueError, match=r"requests 2\.27\.1 is too old.*requests >= 2\.28"):
+        run(asyncio.wait_for(audit_trail.main(asyncio.Queue(1), args_for(emulator, secret)), 5))
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("given, warned", [("token", True), ("token_file", False), ("environment", False)])
+def test_a_literal_token_is_warned_about_at_start(emulator, secret, tmp_path, monkeypatch, caplog, given, warned):
+    args = args_for(emulator)
+    if given == "token":
+        args["token"] = secret
+    elif given == "token_file":
+        (tmp_path / "token").write_text(secret)
+        args["token_file"] = str(tmp_path / "token")
+    else:
+        monkeypatch.setenv("TFE_AUDIT_TRAIL_TOKEN", secret)
+
+    async def scenario():
+        source = Running(args)
+        await source.take(1)
+        await source.stop()
+
+    run(scenario())
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any("ansible-rulebook prints the arguments of its sources at -vv" in text for text in warnings) == warned
+
+
+def test_an_event_that_cannot_be_read_comes_once_as_it_came_and_is_recorded(emulator, secret, tmp_path):
+    """An event without a string id (docs/feed.md): its bytes base64-encoded under tfe_audit_unreadable, after the
+    readable events; recorded, so a restart does not bring it again."""
+    planted = planted_event(FORMS)
+    planted["id"] = None
+    with emulator._lock:  # pylint: disable=protected-access
+        emulator._orgs[ORG].events.append((emulator._orgs[ORG].events[-1][0], "no-id", planted))  # pylint: disable=protected-access
+    state = tmp_path / "state.json"
+    args = args_for(emulator, secret, state_file=str(state))
+    events = first_events(args, 2)
+    assert "tfe_audit" in events[0] and list(events[1]) == ["tfe_audit_unreadable"]
+    unreadable = events[1]["tfe_audit_unreadable"]
+    assert json.loads(base64.b64decode(unreadable["base64"])) == planted and "id" in unreadable["reason"]
+    assert templates_in(events[1], INSTALLED) == []
+
+    async def restarted():
+        source = Running(args)
+        quiet = await source.quiet(0.8)
+        await source.stop()
+        return quiet
+
+    assert run(restarted()) == []
