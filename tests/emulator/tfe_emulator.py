@@ -779,27 +779,32 @@ class Emulator:
             raise ValueError("platform must be 'hcp' or 'tfe'")
         self.platform = platform
 
+    def _update_settings(self, settings: dict, changes: dict) -> None:
+        """``settings`` is ``_listing`` or ``_readings``: the same dict for the emulator's life (reset refills it)."""
+        with self._lock:
+            settings.update(changes)
+
+    def _copy_settings(self, settings: dict) -> dict:
+        with self._lock:
+            return dict(settings)
+
     def set_listing(self, order=None, ties=None, max_page_size=None, since=None, visibility_delay_ms=None) -> None:
         """Change how the audit trail listing reads; None leaves a setting as it is."""
         changes = check_listing(order, ties, max_page_size, since, visibility_delay_ms)  # all or nothing
-        with self._lock:
-            self._listing.update(changes)
+        self._update_settings(self._listing, changes)
 
     @property
     def listing(self) -> dict:
-        with self._lock:
-            return dict(self._listing)
+        return self._copy_settings(self._listing)
 
     def set_readings(self, user_token_trail=None, disabled_trail=None, ttl_refusal=None, show_events=None) -> None:
         """Change the token readings; None leaves a reading as it is; a bad value changes nothing."""
         changes = check_readings(user_token_trail, disabled_trail, ttl_refusal, show_events)
-        with self._lock:
-            self._readings.update(changes)
+        self._update_settings(self._readings, changes)
 
     @property
     def readings(self) -> dict:
-        with self._lock:
-            return dict(self._readings)
+        return self._copy_settings(self._readings)
 
     def reset(self) -> None:
         """Drop orgs, tokens, user and team tokens, events, the log and faults; platform, rate limit, listing
@@ -813,8 +818,9 @@ class Emulator:
             platform, rate, retry_after = self._initial
             self.set_platform(platform)
             self.set_rate_limit(rate, retry_after)
-            self._listing = dict(self._initial_listing)
-            self._readings = dict(self._initial_readings)
+            for settings, initial in ((self._listing, self._initial_listing), (self._readings, self._initial_readings)):
+                settings.clear()
+                settings.update(initial)
             self._members.clear()
 
     # ---- state helpers (call with the lock held) --------------------------------------------

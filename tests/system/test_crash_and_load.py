@@ -27,6 +27,7 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 
 from conftest import BIN
 from reliability import Stopwatch, record
+from vaults import write_password_file
 
 PASSWORD = "crash and load vault password"
 VAR = "vault_tfe_audit_trail_token"
@@ -231,10 +232,7 @@ class Launcher:
 
 @pytest.fixture
 def vault_password_file(tmp_path):
-    path = tmp_path / "vault-pass.txt"
-    path.write_text(PASSWORD + "\n")
-    path.chmod(0o600)
-    return path
+    return write_password_file(tmp_path, PASSWORD)
 
 
 @pytest.fixture

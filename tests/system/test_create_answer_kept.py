@@ -16,24 +16,16 @@ import yaml
 
 from ansible.parsing.vault import VaultLib, VaultSecret
 
+from plays import localhost_play
 from tfe_emulator import token_document
+from vaults import write_password_file
 
 PASSWORD = "create answer vault password"
 OVERFLOW = "9999-12-31T23:30:00.000-01:00"
 VAULT_REL = Path("group_vars") / "all" / "tfe_audit_trail_token.vault.yml"
 KV_PATH = "tfe/acme-audit-trail"
 
-MODULE_PLAY = """
-- name: The module with a create answer from beyond year 9999
-  hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-  module_defaults:
-    group/tfe.audit.tfe:
-      hostname: {url}
-      organization: acme
-  tasks:
+MODULE_TASKS = """
     - name: Regenerate
       tfe.audit.tfe_audit_trail_token:
         force_regenerate: true
@@ -41,13 +33,13 @@ MODULE_PLAY = """
 
     - name: Keep a hash of the secret register received
       ansible.builtin.copy:
-        dest: "{{{{ playbook_dir }}}}/token.sha256"
-        content: "{{{{ created.token | hash('sha256') }}}}"
+        dest: "{{ playbook_dir }}/token.sha256"
+        content: "{{ created.token | hash('sha256') }}"
         mode: "0600"
 
     - name: Run again with the secret held
       tfe.audit.tfe_audit_trail_token:
-        known_token: "{{{{ created.token }}}}"
+        known_token: "{{ created.token }}"
       register: again
 
     - name: The secret held is the live token
@@ -56,6 +48,11 @@ MODULE_PLAY = """
           - again is not changed
           - again.operation == 'none'
 """
+
+
+def module_play(url):
+    return localhost_play("The module with a create answer from beyond year 9999", MODULE_TASKS, url=url,
+                          organization="acme")
 
 
 def role_play(url, **role_vars):
@@ -68,8 +65,7 @@ def role_play(url, **role_vars):
 
 @pytest.fixture
 def play(run_playbook, admin_token, openbao, tmp_path, collections_path, test_collections):
-    password_file = tmp_path / "vault-pass.txt"
-    password_file.write_text(PASSWORD + "\n")
+    password_file = write_password_file(tmp_path, PASSWORD)
 
     def run(text):
         env = dict(openbao.env(), TFE_TOKEN=admin_token,
@@ -104,7 +100,7 @@ def test_the_module_returns_the_new_secret(emulator, play):
     emulator.regenerate_audit_trail_token("acme")
     live = plant_create_answer(emulator)
 
-    run = play(MODULE_PLAY.format(url=emulator.url))
+    run = play(module_play(emulator.url))
 
     assert_clean(run, live)
     assert len(posts(emulator)) == 1

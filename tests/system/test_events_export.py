@@ -18,17 +18,13 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN
+from plays import localhost_play
 from reliability import Stopwatch, record
 from test_crash_and_load import kill_tree
 
 ORDERS = ["newest", "oldest"]
 
-PLAYBOOK = """
-- hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-  tasks:
+EXPORT_TASKS = """
     - name: Export the audit trail
       tfe.audit.tfe_audit_trail_events:
         hostname: {url}
@@ -63,7 +59,8 @@ class Export:
     def __init__(self, emulator, secret, tmp_path, run_playbook, page_size=1000):
         self.emulator, self.secret, self.run_playbook = emulator, secret, run_playbook
         self.dest, self.cursor = tmp_path / "audit.ndjson", tmp_path / "audit.cursor.json"
-        self.playbook = PLAYBOOK.format(url=emulator.url, page_size=page_size)
+        self.playbook = localhost_play("Export the audit trail",
+                                       EXPORT_TASKS.format(url=emulator.url, page_size=page_size))
 
     def args(self):
         return ["-e", "dest=%s" % self.dest, "-e", "cursor=%s" % self.cursor]
@@ -238,16 +235,7 @@ def test_a_killed_run_loses_and_repeats_nothing(emulator, secret, tmp_path, run_
 
 def test_an_organization_token_manages_and_reads_the_audit_trail(emulator, tmp_path, run_playbook):
     org_token = emulator.create_organization_token("acme")["token"]
-    playbook = """
-- hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-  module_defaults:
-    group/tfe.audit.tfe:
-      hostname: {url}
-      token: "{{{{ lookup('ansible.builtin.env', 'ORG_TOKEN') }}}}"
-  tasks:
+    tasks = """
     - name: Create the audit trail token with the organization token
       tfe.audit.tfe_audit_trail_token:
         organization: acme
@@ -272,7 +260,9 @@ def test_an_organization_token_manages_and_reads_the_audit_trail(emulator, tmp_p
           # the create, then the info module's read (HCP Terraform records token reads as show)
           - events.events | map(attribute='resource.action') | list == ['create', 'show']
           - events.events | map(attribute='resource.type') | unique == ['authentication_token']
-""".format(url=emulator.url)
+"""
+    playbook = localhost_play("An organization token manages and reads the audit trail", tasks, url=emulator.url,
+                              token="{{ lookup('ansible.builtin.env', 'ORG_TOKEN') }}")
     run = run_playbook(playbook, env={"ORG_TOKEN": org_token})
     assert run.rc == 0, run
     assert emulator.audit_trail_token("acme") is not None

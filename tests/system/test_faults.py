@@ -13,16 +13,12 @@ import time
 import pytest
 
 from conftest import Emulator
+from plays import localhost_play
 from reliability import Stopwatch, record, write_fake_resolver
 
 TOKEN_PATH = "/api/v2/organizations/acme/authentication-token"
 
-PLAYBOOK = """
-- hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-  tasks:
+TASKS = """
     - name: Create the token while the server misbehaves
       tfe.audit.tfe_audit_trail_token:
         hostname: {hostname}
@@ -68,8 +64,10 @@ CASES = [
 ]
 
 
-def options_yaml(options):
-    return "\n".join("        %s: %s" % (key, json.dumps(value)) for key, value in options.items())
+def playbook_for(hostname, options):
+    """The playbook that creates the token on ``hostname`` with the module ``options`` (a dict)."""
+    extra = "\n".join("        %s: %s" % (key, json.dumps(value)) for key, value in options.items())
+    return localhost_play("Create the token while the server misbehaves", TASKS.format(hostname=hostname, extra=extra))
 
 
 def outcome_of(run):
@@ -82,7 +80,7 @@ def outcome_of(run):
 def test_fault(emulator, admin_token, run_playbook, case, fault, options, success, words, attempts):
     fault.setdefault("path", "authentication-token")
     emulator.add_fault(**fault)
-    playbook = PLAYBOOK.format(hostname=emulator.url, extra=options_yaml(options))
+    playbook = playbook_for(emulator.url, options)
     with Stopwatch() as watch:
         run = run_playbook(playbook, "-vvv", env={"TFE_TOKEN": admin_token})
     outcome = outcome_of(run)
@@ -118,7 +116,7 @@ NETWORK_CASES = [
 @pytest.mark.parametrize("case, hostname, options, words", NETWORK_CASES, ids=[c[0] for c in NETWORK_CASES])
 def test_network_failure(admin_token, run_playbook, tmp_path, case, hostname, options, words):
     resolver = write_fake_resolver(tmp_path / "resolver")
-    playbook = PLAYBOOK.format(hostname=hostname(), extra=options_yaml(options))
+    playbook = playbook_for(hostname(), options)
     with Stopwatch() as watch:
         run = run_playbook(playbook, "-vvv", env={"TFE_TOKEN": admin_token, "PYTHONPATH": str(resolver)})
     outcome = outcome_of(run)
@@ -140,7 +138,7 @@ def test_tls_failure(admin_token, run_playbook, case, names, with_ca):
         options = {"max_retries": 1}
         if with_ca:
             options["ca_path"] = emu.ca_path
-        playbook = PLAYBOOK.format(hostname=emu.url, extra=options_yaml(options))
+        playbook = playbook_for(emu.url, options)
         with Stopwatch() as watch:
             run = run_playbook(playbook, "-vvv", env={"TFE_TOKEN": admin_token})
         outcome = outcome_of(run)

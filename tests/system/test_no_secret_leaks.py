@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import files_under
+from plays import localhost_play
 from reliability import record
 
 MODULE_TASKS = """
@@ -82,6 +83,18 @@ MODULE_TASKS = """
         state: absent
 """
 
+# The role for an organization without the audit-logging entitlement: it fails, with a message that must say
+# why, and the play goes on.
+ROLE_FAILURE_TASK = """
+    - name: Role, failure path (no entitlement)
+      ansible.builtin.import_role:
+        name: tfe.audit.audit_trail_token
+      vars:
+        audit_trail_token_organization: small
+        audit_trail_token_vault_file: "{{ playbook_dir }}/vaults/small.vault.yml"
+      ignore_errors: true
+"""
+
 ROLE_TASKS = """
     - name: Role, first run (creates and stores)
       ansible.builtin.import_role:
@@ -138,15 +151,7 @@ ROLE_TASKS = """
         name: tfe.audit.audit_trail_token
       vars:
         audit_trail_token_state: absent
-
-    - name: Role, failure path (no entitlement)
-      ansible.builtin.import_role:
-        name: tfe.audit.audit_trail_token
-      vars:
-        audit_trail_token_organization: small
-        audit_trail_token_vault_file: "{{ playbook_dir }}/vaults/small.vault.yml"
-      ignore_errors: true
-
+""" + ROLE_FAILURE_TASK + """
     - name: Role, final run (a live token is stored at the end)
       ansible.builtin.import_role:
         name: tfe.audit.audit_trail_token
@@ -157,32 +162,14 @@ ROLE_TASKS = """
         cacheable: true
 """
 
-PLAYBOOK = """
-- name: Module paths
-  hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-  module_defaults:
-    group/tfe.audit.tfe:
-      hostname: {url}
-  tasks:
-{module_tasks}
 
-- name: Role and events paths
-  hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-    audit_trail_token_organization: roleorg
-    audit_trail_token_vault_file: "{{{{ playbook_dir }}}}/vaults/roleorg.vault.yml"
-    stale_token: "{stale_token}"
-  module_defaults:
-    group/tfe.audit.tfe:
-      hostname: {url}
-  tasks:
-{role_tasks}
-"""
+def every_path_playbook(url):
+    role_vars = {"audit_trail_token_organization": "roleorg",
+                 "audit_trail_token_vault_file": "{{ playbook_dir }}/vaults/roleorg.vault.yml",
+                 "stale_token": "{{ lookup('ansible.builtin.env', 'STALE_TOKEN') }}"}
+    return (localhost_play("Module paths", MODULE_TASKS, url=url) + "\n"
+            + localhost_play("Role and events paths", ROLE_TASKS, url=url, play_vars=role_vars))
+
 
 VERBOSITIES = ("-v", "-vv", "-vvv", "-vvvv")
 CALLBACKS = ("default", "yaml", "json")
@@ -213,11 +200,9 @@ def test_no_secret_in_any_output(emulator, admin_token, run_playbook, test_colle
     if callback == "json":
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
     args = [verbosity, "--vault-password-file", str(password_file)] + (["--diff"] if diff else [])
-    playbook = PLAYBOOK.format(url=emulator.url, stale_token="{{ lookup('ansible.builtin.env', 'STALE_TOKEN') }}",
-                               module_tasks=MODULE_TASKS, role_tasks=ROLE_TASKS)
     env["STALE_TOKEN"] = stale_token
 
-    run = run_playbook(playbook, *args, env=env)
+    run = run_playbook(every_path_playbook(emulator.url), *args, env=env)
 
     assert run.rc == 0, run
     assert len(issued) >= 8, "every path that generates a secret ran"
@@ -246,12 +231,7 @@ def test_no_secret_in_any_output(emulator, admin_token, run_playbook, test_colle
 
 def test_the_search_finds_a_secret_that_is_printed(emulator, admin_token, run_playbook, tmp_path):
     """The leak search itself works: a task that prints the secret on purpose is caught."""
-    playbook = """
-- hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
+    tasks = """
     - tfe.audit.tfe_audit_trail_token:
         hostname: %s
         organization: acme
@@ -259,6 +239,7 @@ def test_the_search_finds_a_secret_that_is_printed(emulator, admin_token, run_pl
     - ansible.builtin.debug:
         msg: "{{ created.token }}"
 """ % emulator.url
+    playbook = localhost_play("A task prints the secret on purpose", tasks)
     run = run_playbook(playbook, env={"TFE_TOKEN": admin_token})
     assert run.rc == 0, run
     assert emulator.audit_trail_token("acme")["token"] in run.stdout
@@ -302,19 +283,7 @@ class CallbackModule(CallbackBase):
         self._event("runner_on_failed", result._task)
 '''
 
-DISPLAY_ARGS_PLAYBOOK = """
-- name: The role with the API token in module_defaults and in its variable
-  hosts: localhost
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-    audit_trail_token_organization: acme
-    audit_trail_token_vault_file: "{{{{ playbook_dir }}}}/vaults/acme.vault.yml"
-  module_defaults:
-    group/tfe.audit.tfe:
-      hostname: {url}
-      token: "{{{{ lookup('ansible.builtin.env', 'API_TOKEN') }}}}"
-  tasks:
+DISPLAY_ARGS_TASKS = """
     - name: Ansible Vault store, token from module_defaults
       ansible.builtin.import_role:
         name: tfe.audit.audit_trail_token
@@ -323,25 +292,24 @@ DISPLAY_ARGS_PLAYBOOK = """
       ansible.builtin.import_role:
         name: tfe.audit.audit_trail_token
       vars:
-        audit_trail_token_api_token: "{{{{ lookup('ansible.builtin.env', 'API_TOKEN') }}}}"
+        audit_trail_token_api_token: "{{ lookup('ansible.builtin.env', 'API_TOKEN') }}"
         audit_trail_token_force_regenerate: true
 
     - name: HashiCorp Vault store, token from the role variable
       ansible.builtin.import_role:
         name: tfe.audit.audit_trail_token
       vars:
-        audit_trail_token_api_token: "{{{{ lookup('ansible.builtin.env', 'API_TOKEN') }}}}"
+        audit_trail_token_api_token: "{{ lookup('ansible.builtin.env', 'API_TOKEN') }}"
         audit_trail_token_store: hashi_vault
         audit_trail_token_hashi_vault_path: tfe/acme
+""" + ROLE_FAILURE_TASK
 
-    - name: A failure still says why (no entitlement)
-      ansible.builtin.import_role:
-        name: tfe.audit.audit_trail_token
-      vars:
-        audit_trail_token_organization: small
-        audit_trail_token_vault_file: "{{{{ playbook_dir }}}}/vaults/small.vault.yml"
-      ignore_errors: true
-"""
+
+def display_args_playbook(url):
+    role_vars = {"audit_trail_token_organization": "acme",
+                 "audit_trail_token_vault_file": "{{ playbook_dir }}/vaults/acme.vault.yml"}
+    return localhost_play("The role with the API token in module_defaults and in its variable", DISPLAY_ARGS_TASKS,
+                          url=url, play_vars=role_vars, token="{{ lookup('ansible.builtin.env', 'API_TOKEN') }}")
 
 
 @pytest.mark.parametrize("lazy_banner", [False, True], ids=["banner at task start", "banner with the result"])
@@ -360,8 +328,7 @@ def test_display_args_to_stdout_keeps_the_api_token_out(emulator, admin_token, r
     if lazy_banner:  # the default callback then prints each banner with the first result, from the result's task
         env.update(ANSIBLE_DISPLAY_OK_HOSTS="false", ANSIBLE_DISPLAY_SKIPPED_HOSTS="false")
 
-    run = run_playbook(DISPLAY_ARGS_PLAYBOOK.format(url=emulator.url), "--vault-password-file", str(password_file),
-                       env=env)
+    run = run_playbook(display_args_playbook(emulator.url), "--vault-password-file", str(password_file), env=env)
 
     assert run.rc == 0, run
     assert len(emulator.issued_secrets) >= 3, "the role generated tokens with both stores"

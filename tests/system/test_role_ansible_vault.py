@@ -19,6 +19,7 @@ import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 from conftest import BIN, files_under
+from vaults import write_password_file
 
 PASSWORD = "correct horse battery staple"
 VAULT_REL = Path("group_vars") / "all" / "tfe_audit_trail_token.vault.yml"
@@ -91,10 +92,7 @@ def mutations(emulator):
 
 @pytest.fixture
 def password_file(tmp_path):
-    path = tmp_path / "vault-pass.txt"
-    path.write_text(PASSWORD + "\n")
-    path.chmod(0o600)
-    return path
+    return write_password_file(tmp_path, PASSWORD)
 
 
 @pytest.fixture

@@ -5,11 +5,13 @@
 * Puts ``<collection root>/tests/emulator`` on ``sys.path`` so tests can ``import tfe_emulator``.
 * Provides the ``emulator`` fixture: a started HCP Terraform emulator (function scope) that accepts
   the API token ``EMULATOR_TOKEN`` and knows the entitled organization ``acme``.
+* Provides ``closed_port``: a loopback port that nothing listens on.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import pytest
@@ -37,3 +39,11 @@ def emulator():
         yield emu
     finally:
         emu.stop()
+
+
+@pytest.fixture
+def closed_port():
+    """A port on 127.0.0.1 that nothing listens on: bound for a moment to get one, then released."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]

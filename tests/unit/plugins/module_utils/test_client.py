@@ -196,20 +196,23 @@ def test_non_json_body_from_a_proxy_is_a_clear_error(emulator):
 # -- auth and TLS ------------------------------------------------------------------------------
 
 
-def test_netrc_cannot_replace_the_bearer_token(emulator, tmp_path, monkeypatch):
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine 127.0.0.1 login someone password wrong-password\n")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
-    client = make_client(emulator)
-    assert client.read_audit_trail_token("acme") is None  # a 401 would raise
-
-
-def test_unauthenticated_ping_sends_no_netrc_credentials(emulator, tmp_path, monkeypatch):
+@pytest.fixture
+def netrc_for_the_emulator(tmp_path, monkeypatch):
+    """A ~/.netrc (through NETRC) with a login and password for 127.0.0.1, where requests would pick it up."""
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password netrc-password\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
+
+
+@pytest.mark.usefixtures("netrc_for_the_emulator")
+def test_netrc_cannot_replace_the_bearer_token(emulator):
+    client = make_client(emulator)
+    assert client.read_audit_trail_token("acme") is None  # a 401 would raise
+
+
+@pytest.mark.usefixtures("netrc_for_the_emulator")
+def test_unauthenticated_ping_sends_no_netrc_credentials(emulator):
     client = make_client(emulator)
     sent = []
     client.session.hooks["response"].append(lambda response, **kwargs: sent.append(response.request.headers))

@@ -154,23 +154,27 @@ class Killed(BaseException):
     """Stands in for SIGKILL: nothing in the code catches it."""
 
 
-@pytest.mark.parametrize("order", ["newest", "oldest"])
-@pytest.mark.parametrize("written", [0, 7, 250, "all"])
-def test_a_run_killed_while_appending_is_completed_by_the_next(tmp_path, monkeypatch, order, written):
-    trail = FakeTrail([ev(i) for i in range(30)], order=order)
-    opts = options(tmp_path)
-    run_export(FakeTrail(trail.events[:5], order=order), opts)
+def kill_while_appending(trail, opts, kept):
+    """Run an export that dies in its first append, after writing only ``kept(data)`` of the bytes it meant to."""
     real_append = Dest.append
 
     def append_then_die(self, chunks):
-        data = b"".join(chunks)
-        real_append(self, [data if written == "all" else data[:written]])
+        real_append(self, [kept(b"".join(chunks))])
         raise Killed()
 
-    monkeypatch.setattr(Dest, "append", append_then_die)
-    with pytest.raises(Killed):
-        run_export(trail, opts)
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Dest, "append", append_then_die)
+        with pytest.raises(Killed):
+            run_export(trail, opts)
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+@pytest.mark.parametrize("written", [0, 7, 250, "all"])
+def test_a_run_killed_while_appending_is_completed_by_the_next(tmp_path, order, written):
+    trail = FakeTrail([ev(i) for i in range(30)], order=order)
+    opts = options(tmp_path)
+    run_export(FakeTrail(trail.events[:5], order=order), opts)
+    kill_while_appending(trail, opts, lambda data: data if written == "all" else data[:written])
     result = run_export(trail, opts)
     assert lines_of(opts["dest"]) == in_time_order(trail.events)
     assert result["recovered"] + result["count"] == 25
@@ -262,22 +266,12 @@ def test_the_earliest_since_does_not_overflow(tmp_path):
 
 
 @pytest.mark.parametrize("order", ["newest", "oldest"])
-def test_a_kill_while_appending_then_a_rotation_does_not_duplicate_the_backlog(tmp_path, monkeypatch, order):
+def test_a_kill_while_appending_then_a_rotation_does_not_duplicate_the_backlog(tmp_path, order):
     """The issue's case: kill with the cursor pending, move dest to dest.1, create an empty dest, run again."""
     trail = FakeTrail([ev(i) for i in range(300)], order=order)
     opts = options(tmp_path)
     run_export(FakeTrail(trail.events[:5], order=order), opts)
-    real_append = Dest.append
-
-    def append_then_die(self, chunks):
-        data = b"".join(chunks)
-        real_append(self, [data[:len(data) // 2]])
-        raise Killed()
-
-    monkeypatch.setattr(Dest, "append", append_then_die)
-    with pytest.raises(Killed):
-        run_export(trail, opts)
-    monkeypatch.undo()
+    kill_while_appending(trail, opts, lambda data: data[:len(data) // 2])
     os.rename(opts["dest"], opts["dest"] + ".1")
     open(opts["dest"], "wb").close()
     result = run_export(trail, opts)

@@ -4,7 +4,6 @@
 (The connection options themselves: test_connection.py.)"""
 
 import json
-import socket
 from datetime import datetime, timedelta
 
 import pytest
@@ -124,19 +123,11 @@ def test_the_token_options_exclusions_are_declared_in_the_spec():
 # -- bad input the connection finds, in a module: before any request ------------------------------------------
 
 
-def closed_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 @pytest.fixture
-def proxy_to_nowhere(monkeypatch):
+def proxy_to_nowhere(monkeypatch, closed_port):
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:%d" % closed_port())
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:%d" % closed_port)
 
 
 def test_a_module_refuses_loopback_http_an_environment_proxy_would_carry(emulator, proxy_to_nowhere, warnings):

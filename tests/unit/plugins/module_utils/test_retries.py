@@ -28,11 +28,17 @@ def fast_backoff(monkeypatch):
 # -- retries -----------------------------------------------------------------------------------
 
 
-def test_429_with_retry_after_is_retried_and_waited_for(emulator):
-    emulator.add_fault(method="GET", path="authentication-token", status=429, count=1,
-                       headers={"Retry-After": "1", "X-RateLimit-Reset": "0.05"})
-    client = make_client(emulator)
+def pinged_client_behind_429s(emulator, count, headers, **client_options):
+    """A client past its platform check, so that a test times only the token read, which the next ``count``
+    answers refuse with 429 and ``headers``."""
+    emulator.add_fault(method="GET", path="authentication-token", status=429, count=count, headers=headers)
+    client = make_client(emulator, **client_options)
     client.ensure_hcp_terraform()
+    return client
+
+
+def test_429_with_retry_after_is_retried_and_waited_for(emulator):
+    client = pinged_client_behind_429s(emulator, 1, {"Retry-After": "1", "X-RateLimit-Reset": "0.05"})
     started = time.monotonic()
     assert client.read_audit_trail_token("acme") is None
     assert time.monotonic() - started >= 1.0  # Retry-After wins over the reset header
@@ -40,10 +46,7 @@ def test_429_with_retry_after_is_retried_and_waited_for(emulator):
 
 
 def test_429_with_only_rate_limit_reset_waits_that_long(emulator):
-    emulator.add_fault(method="GET", path="authentication-token", status=429, count=2,
-                       headers={"X-RateLimit-Reset": "0.3"})
-    client = make_client(emulator)
-    client.ensure_hcp_terraform()
+    client = pinged_client_behind_429s(emulator, 2, {"X-RateLimit-Reset": "0.3"})
     started = time.monotonic()
     assert client.read_audit_trail_token("acme") is None
     elapsed = time.monotonic() - started
@@ -61,10 +64,7 @@ def test_429_does_not_use_up_max_retries(emulator, monkeypatch):
 
 
 def test_persistent_429_stops_at_the_wait_cap(emulator):
-    emulator.add_fault(method="GET", path="authentication-token", status=429, count=1000,
-                       headers={"X-RateLimit-Reset": "0.3"})
-    client = make_client(emulator, max_retries=1, max_wait=1.5)
-    client.ensure_hcp_terraform()
+    client = pinged_client_behind_429s(emulator, 1000, {"X-RateLimit-Reset": "0.3"}, max_retries=1, max_wait=1.5)
     started = time.monotonic()
     with pytest.raises(TfeError) as info:
         client.read_audit_trail_token("acme")
@@ -76,10 +76,7 @@ def test_persistent_429_stops_at_the_wait_cap(emulator):
 
 def test_429_waits_at_least_the_floor(emulator):
     """X-RateLimit-Reset: 0 must not turn into a tight loop against the rate limit."""
-    emulator.add_fault(method="GET", path="authentication-token", status=429, count=2,
-                       headers={"X-RateLimit-Reset": "0"})
-    client = make_client(emulator)
-    client.ensure_hcp_terraform()
+    client = pinged_client_behind_429s(emulator, 2, {"X-RateLimit-Reset": "0"})
     started = time.monotonic()
     assert client.read_audit_trail_token("acme") is None
     assert time.monotonic() - started >= 2 * _client.MIN_RATE_LIMIT_WAIT
@@ -120,10 +117,7 @@ def test_500_is_not_retried(emulator):
 
 
 def test_total_wait_cap_stops_retrying_early(emulator):
-    emulator.add_fault(method="GET", path="authentication-token", status=429, count=10,
-                       headers={"Retry-After": "5"})
-    client = make_client(emulator, max_retries=10, max_wait=2)
-    client.ensure_hcp_terraform()
+    client = pinged_client_behind_429s(emulator, 10, {"Retry-After": "5"}, max_retries=10, max_wait=2)
     started = time.monotonic()
     with pytest.raises(TfeError) as info:
         client.read_audit_trail_token("acme")
@@ -155,12 +149,8 @@ def test_slow_answer_times_out_with_a_clear_error(emulator):
     assert info.value.kind == "timeout" and "timeout" in str(info.value)
 
 
-def test_connection_refused_is_a_network_error(emulator):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    client = TfeClient("http://127.0.0.1:%s" % port, TOKEN, hostname="127.0.0.1", max_retries=1)
+def test_connection_refused_is_a_network_error(closed_port):
+    client = TfeClient("http://127.0.0.1:%s" % closed_port, TOKEN, hostname="127.0.0.1", max_retries=1)
     with pytest.raises(TfeError) as info:
         client.read_audit_trail_token("acme")
     assert info.value.kind == "network"

@@ -480,7 +480,7 @@ def token_of_kind(emulator, kind):
 @pytest.mark.parametrize("kind", ["user", "team", "owners team"])
 @pytest.mark.parametrize("reading", ["401", "404", "empty"])
 def test_a_token_that_cannot_read_the_trail_never_looks_like_an_empty_trail(emulator, secret, files, warnings,
-                                                                           kind, reading):
+                                                                            kind, reading):
     """The docs say user and team tokens cannot read the audit trail, not with which answer: all three are played."""
     emulator.set_readings(user_token_trail=reading)
     emulator.seed_events(ORG, 5)
@@ -503,7 +503,7 @@ def test_a_trail_turned_off_is_named(emulator, secret, files, warnings, reading)
     result, failed = run_module(module.main, args_for(emulator, secret, **files))
     text = result["msg"] if failed else " ".join(warnings)
     assert failed == (reading == "404") and "audit trail turned off" in text.replace("trail is turned off",
-                                                                                      "trail turned off")
+                                                                                     "trail turned off")
 
 
 def test_a_token_over_a_lowered_lifetime_policy_is_named(emulator, secret, files):

@@ -126,13 +126,23 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-def first_events(args, count):
-    """The first ``count`` events a source started with ``args`` puts on its queue; then it is stopped."""
+def started_then_stopped(args, read):
+    """What ``read(source)`` (a coroutine) gives for a source started with ``args``; then the source is stopped."""
 
     async def scenario():
         source = Running(args)
-        events = await source.take(count)
+        result = await read(source)
         await source.stop()
-        return events
+        return result
 
     return run(scenario())
+
+
+def first_events(args, count):
+    """The first ``count`` events a source started with ``args`` puts on its queue; then it is stopped."""
+    return started_then_stopped(args, lambda source: source.take(count))
+
+
+def events_within(args, seconds):
+    """The events a source started with ``args`` puts on its queue within ``seconds``; then it is stopped."""
+    return started_then_stopped(args, lambda source: source.quiet(seconds))
