@@ -2,8 +2,8 @@
 # Copyright: tfe.audit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Runs tfe.audit.tfe_audit_trail_token_info pipelined: it reads the token's metadata with the API token in its arguments, which must never be written to a temp file
-(``plugins/plugin_utils/_pipelining.py``)."""
+"""Runs tfe.audit.tfe_audit_trail_token_info pipelined: it reads the token's metadata with the API token in its arguments,
+which must never be written to a temp file (``plugins/plugin_utils/_pipelining.py``)."""
 
 from __future__ import absolute_import, division, print_function
 

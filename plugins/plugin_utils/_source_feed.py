@@ -131,8 +131,8 @@ class Position:
         ``emitted`` moves past each as it is yielded. ``key`` (``(time, id)``, or ``(None, digest)`` for an event
         that cannot be read) is what :meth:`record` takes once the engine has the event."""
         self._reading_at = read_at = _time.format_time(walk.started)
-        for moment, event_id, line, dummy_ahead in _feed.follow(spool, self.emitted, walk.started,
-                                                                 lookback=self.lookback):
+        events = _feed.follow(spool, self.emitted, walk.started, lookback=self.lookback)
+        for moment, event_id, line, dummy_ahead in events:
             yield (moment, event_id), line
         self.emitted.finish_walk(read_at, self.lookback)
         self._walk_ends.append((self.emitted.exported, read_at))
