@@ -111,10 +111,11 @@ system: venv ## End-to-end ansible-playbook runs (SYSTEM_TESTS=tests/system/test
 reliability: ## The reliability suites in their long form
 	@TFE_AUDIT_RELIABILITY_FULL=1 $(MAKE) --no-print-directory system
 
-reliability-report: ## Run the suites one at a time, recording each case, and render docs/RELIABILITY.md (FULL=1)
+reliability-report: ## Run the system and eda suites one at a time, recording each case, and render docs/RELIABILITY.md (FULL=1)
 	@rm -f $(BUILD)/reliability.jsonl && mkdir -p $(BUILD)
 	@TFE_AUDIT_RELIABILITY_FULL=$(FULL) TFE_AUDIT_RELIABILITY_RESULTS=$(BUILD)/reliability.jsonl \
 	  $(MAKE) --no-print-directory system SYSTEM_WORKERS=1
+	@TFE_AUDIT_RELIABILITY_RESULTS=$(BUILD)/reliability.jsonl $(MAKE) --no-print-directory eda EDA_WORKERS=1
 	TFE_AUDIT_RELIABILITY_FULL=$(FULL) python tests/system/render_reliability.py $(BUILD)/reliability.jsonl \
 	  docs/RELIABILITY.md
 

@@ -9,6 +9,7 @@ import threading
 import time
 
 from conftest import assert_clean, source_rulebook
+from reliability import record
 
 WARNING = "ansible-rulebook prints the arguments of its sources at -vv"
 
@@ -71,6 +72,9 @@ def test_a_loopback_http_hostname_behind_an_environment_proxy_is_refused_at_star
         book.stop()
     finally:
         proxy.close()
+    record("hostile", "event source: a loopback http:// hostname behind a proxy from the environment",
+           outcome="refused at start" if not proxy.received else "SENT", code_execution=0, truncated=0,
+           token_off_host=int(bool(proxy.received)))
     assert not proxy.received, "the request (and the token) went to the proxy"
     assert "allow_insecure_http" in book.text and "proxy" in book.text
     assert emu.requests == []

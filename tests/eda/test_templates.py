@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from conftest import BIN, ROOT, assert_clean, plant, with_record_rule, write_token
+from reliability import record
 from template_forms import planted_event, template_forms
 
 INTERVAL = 1
@@ -103,7 +104,12 @@ def test_a_template_planted_by_the_server_runs_nothing_in_any_playbook(core, cor
     text = book.text
     assert_clean(text)
 
-    assert sorted(path.name for path in markers.iterdir()) == [], "a planted template ran"
+    ran = sorted(path.name for path in markers.iterdir())
+    record("hostile", "event source: %d template forms planted in an audit event and in error texts; playbooks and "
+           "modules started by rules, run by ansible-core %s" % (len(forms), book_core(text)),
+           outcome="ran nothing" if not ran else "RAN %s" % ", ".join(ran), code_execution=int(bool(ran)), truncated=0,
+           token_off_host=0)
+    assert ran == [], "a planted template ran"
     assert text.count("PROBE %s" % book_core(text)) >= 2 and book_core(text).startswith(core)
     assert "failed=0" in text and "failed=1" not in text
     planted = [event for event in book.events() if event["tfe_audit"]["id"] == "planted-1"]
