@@ -112,7 +112,7 @@ HOSTILE_METADATA = [
     ("created-at", "2030-02-30T00:00:00.000Z"),
     ("id", "{{ lookup('pipe', 'id > pwned.txt') }}"),
     ("id", "at-1\nlookup"),
-    ("id", 42),
+    ("id", 987654321987),  # a number no port or time on the machine can hold
     ("id", "at-" + "x" * 200),
     ("created-at", "{{ now() }}"),
     ("expired-at", "2030-01-01T00:00:00.000Z\n{{ lookup('pipe', 'id') }}"),
