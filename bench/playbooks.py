@@ -61,10 +61,11 @@ def fleet_uri(url):
     return play(uri_recipe("", "{{ inventory_hostname }}", url), hosts="all")
 
 
-def events_export(url, token, dest, cursor, interpreter):
+def events_export(url, token, dest, cursor, interpreter, lookback=None):
     """One export with dest and cursor_file, the module run by ``interpreter`` (bench/rsswrap.py's wrapper)."""
+    args = {"hostname": url, "token": token, "dest": str(dest), "cursor_file": str(cursor)}
+    if lookback is not None:
+        args["lookback"] = lookback
     task = {"name": "export", "register": "exported", "no_log": True,
-            "vars": {"ansible_python_interpreter": str(interpreter)},
-            "tfe.audit.tfe_audit_trail_events": {"hostname": url, "token": token, "dest": str(dest),
-                                                 "cursor_file": str(cursor)}}
+            "vars": {"ansible_python_interpreter": str(interpreter)}, "tfe.audit.tfe_audit_trail_events": args}
     return play([task])

@@ -25,6 +25,7 @@ import measure_eda
 import measure_emit
 import measure_events
 import measure_fleet
+import measure_lookback
 import measure_task_time
 import measure_token_times
 import report
@@ -41,9 +42,11 @@ SECTIONS = OrderedDict([
     ("events", (measure_events.measure, ("events", "events_reps"))),
     ("eda", (measure_eda.measure, ("eda_samples", "eda_backlog"))),
     ("eda_emit", (measure_emit.measure, ("emit_events", "emit_reps", "label", "collection"))),
+    ("lookback", (measure_lookback.measure, ("lookback_events", "lookback_reps"))),
 ])
 QUICK = dict(reps=2, tasks=5, create_n=4, token_tasks=4, fleet="4,8", fleet_reps=1, fleet_reps_large=1,
-             events="2000,10000", events_reps=1, eda_samples=5, eda_backlog=2000, emit_events=2000, emit_reps=1)
+             events="2000,10000", events_reps=1, eda_samples=5, eda_backlog=2000, emit_events=2000, emit_reps=1,
+             lookback_events="0,1000", lookback_reps=1)
 
 
 def knob_options(parser):
@@ -67,6 +70,8 @@ def knob_options(parser):
     parser.add_argument("--eda-backlog", type=int, default=10000, help="backlog put through ansible-rulebook (eda)")
     parser.add_argument("--emit-events", type=int, default=20000, help="events in the trail (eda_emit)")
     parser.add_argument("--emit-reps", type=int, default=3, help="interleaved polls per case (eda_emit)")
+    parser.add_argument("--lookback-events", default="0,1000,5000", help="events in the last half hour (lookback)")
+    parser.add_argument("--lookback-reps", type=int, default=3, help="interleaved idle runs per kind (lookback)")
 
 
 def options():
