@@ -75,4 +75,3 @@ def measure(ws, emu, args):
                 for case in CASES:
                     rows[index][case].append(probe(trees[index], emu.url, tokens[case], args.emit_events + 1))
     return {"events": args.emit_events, "rows": rows}
-

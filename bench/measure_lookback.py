@@ -55,5 +55,3 @@ def measure(ws, emu, args):
                 rows[kind].append(idle_run(ws, emu, recent, kind, tokens[kind], rep))
         out[recent] = rows
     return out
-
-

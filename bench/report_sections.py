@@ -259,6 +259,7 @@ def render_eda_emit(data, knobs):
             distinct, median(run["wall"] for run in row["distinct"]), same / distinct if distinct else float("nan")))
     return lines
 
+
 def render_lookback(data, knobs):
     lines = ["## The lookback's cost: an export run that finds nothing new", "",
              "`lookback` (default `30m`) makes each run read again the events of the last half hour before its "
