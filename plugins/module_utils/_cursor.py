@@ -135,12 +135,14 @@ class Cursor:
         self.exported += 1
 
     def trim(self, read_at, lookback):
-        """Forget, while a walk that began at ``read_at`` is delivered, what :meth:`finish_walk` will forget anyway:
-        events before both the newest delivered time and the lookback. Keeps memory at the window's size."""
+        """While a walk that began at ``read_at`` is delivered (oldest first), move the horizon to where
+        :meth:`finish_walk` will put it at least, and forget what lies before: what was delivered there stays
+        covered (a position saved half-way through a backlog repeats nothing), and memory stays at the window."""
         if self.newest is None:
             return
         bound = min(self.newest, _shifted(read_at, -(lookback or timedelta(0))))
         if self.horizon is None or bound > self.horizon:
+            self.horizon = bound
             self.seen = set(key for key in self.seen if key[0] >= bound)
 
     def finish_walk(self, read_at, lookback):

@@ -301,10 +301,16 @@ def test_the_position_forgets_on_the_way_what_is_behind_the_lookback():
     trail = FakeTrail([ev(i) for i in range(20000)], order="oldest")
     position, sizes = Cursor(), []
     now = T0 + timedelta(seconds=20000)
+    delivered = []
     with Spool() as spool:
         walk(trail, position, 1000, spool, now, timedelta(minutes=1))
-        for dummy in follow(spool, position, now, lookback=timedelta(minutes=1)):
+        for moment, event_id, dummy_line, dummy_ahead in follow(spool, position, now, lookback=timedelta(minutes=1)):
             sizes.append(len(position.seen))
+            delivered.append((moment, event_id))
+            if len(delivered) == 10000:  # saved half-way (the event source's state): all it delivered is covered
+                half = Cursor.from_dict(position.to_dict(), "state_file")
+                assert all(half.covers(*key) for key in delivered)
+                assert not any(half.covers(e["timestamp"], e["id"]) for e in trail.events[10000:])
     assert len(sizes) == 20000 and max(sizes) <= 4096 + 60
     position.finish_walk(format_time(now), timedelta(minutes=1))
     assert len(position.seen) == 60  # the last minute, one event a second
