@@ -138,16 +138,18 @@ class Page:
                             "position did not move" % (where, problem))
 
     def items(self, position):
-        """``(key, line)`` of every item; and the keys of those ``position`` covers (delivered before)."""
-        items, covered = [], []
+        """``(new, covered, keys)``: ``(key, line)`` of the items ``position`` does not cover, the keys of those it
+        covers (delivered before), and every key in listing order (what the order of the listing is read from)."""
+        new, covered, keys = [], [], []
         for item in self.data:
             key, line = read_event(item)
             moment, event_id = split_key(key)
+            keys.append(key)
             if (position.covers(moment, event_id) if moment is not None else position.covers_unreadable(event_id)):
                 covered.append(key)
             else:
-                items.append((key, line))
-        return items, covered
+                new.append((key, line))
+        return new, covered, keys
 
 
 # -- the walk ------------------------------------------------------------------------------------
@@ -205,9 +207,8 @@ class _Walker:
             self.seen.first_total = page.total_count
             self.seen.page_limit = 2 * max(1, page.total_pages) + PAGE_MARGIN
             self.spool.max_bytes = self.seen.page_limit * SPOOL_BYTES_PER_PAGE
-        items, covered = page.items(self.position)
+        items, covered, keys = page.items(self.position)
         page.data = None  # nothing of a page stays alive while the next one is fetched
-        keys = [key for key, dummy in items] + covered
         self._repeated(keys, number)
         self.covered.update(covered)
         self.spool.add(items)

@@ -314,3 +314,16 @@ def test_the_position_forgets_on_the_way_what_is_behind_the_lookback():
     assert len(sizes) == 20000 and max(sizes) <= 4096 + 60
     position.finish_walk(format_time(now), timedelta(minutes=1))
     assert len(position.seen) == 60  # the last minute, one event a second
+
+
+def test_a_page_of_delivered_and_new_events_is_read_in_its_own_order():
+    """With a lookback a page holds events delivered before and new ones: the order is read from the listing as it
+    is, so an oldest-first listing is not taken for one that changed its mind (which walks everything again)."""
+    trail = FakeTrail([ev(i) for i in range(30)], order="oldest")
+    position = Cursor()
+    collect(trail, position, 10, now=T0 + timedelta(seconds=31), lookback=timedelta(minutes=1))
+    trail.events += [ev(i) for i in range(30, 45)]
+    trail.calls = []
+    got, seen = collect(trail, position, 10, now=T0 + timedelta(seconds=46), lookback=timedelta(minutes=1))
+    assert got == ["ev-%05d" % i for i in range(30, 45)] and seen.order == "oldest_first"
+    assert all(page == 1 for dummy, page in trail.calls)  # by time all along: never walked again by number
