@@ -164,7 +164,7 @@ class Censor:
 
 class _CensoringFilter(logging.Filter):
     def __init__(self, censor):
-        super(_CensoringFilter, self).__init__()
+        super().__init__()
         self._censor = censor
 
     def filter(self, record):

@@ -23,7 +23,7 @@ except ImportError:  # ansible-core 2.18
 
 class ModuleExit(Exception):
     def __init__(self, result, failed):
-        super(ModuleExit, self).__init__(result)
+        super().__init__(result)
         self.result = result
         self.failed = failed
 
