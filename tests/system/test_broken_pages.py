@@ -3,9 +3,10 @@
 
 One playbook per listing order walks every case: new events arrive, the emulator breaks one answer (its
 ``mangle``, ``echo_token`` and ``ignore_page_number`` faults), the export runs, the fault is cleared, and the export
-runs again. A malformed answer must fail the run before anything is written or the cursor moves, or be read through
-completely (a server that ignores page[number] still serves a walk by time); an odd event must be delivered, once. At the end ``dest`` must hold every event the emulator keeps exactly once. Each case
-records a row for docs/RELIABILITY.md ("broken pages").
+runs again. A malformed answer must fail the run before anything is written or the cursor moves, or be read
+through completely (a server that ignores page[number] still serves a walk by time); an odd event must be delivered,
+once. At the end ``dest`` must hold every event the emulator keeps exactly once. Each case records a row for
+docs/RELIABILITY.md ("broken pages").
 """
 
 import base64
