@@ -185,3 +185,29 @@ def test_an_event_that_cannot_be_read_comes_once_as_it_came_and_is_recorded(emul
     assert json.loads(base64.b64decode(unreadable["base64"])) == planted and "id" in unreadable["reason"]
     assert templates_in(events[1], INSTALLED) == []
     assert events_within(args, 0.8) == []  # a restart does not bring it again
+
+
+def test_an_event_dated_2099_comes_once_and_the_feed_goes_on_across_a_restart(emulator, secret, tmp_path):
+    """The issue's case: such an event wedged the state at 2099; the next 10 events were dropped, then the source
+    refused to start. Now it comes once, and the position stays where real events are."""
+    emulator.add_event(ORG, timestamp="2099-01-01T00:00:00.000Z", id="far-ahead")
+    state = tmp_path / "state.json"
+    args = args_for(emulator, secret, state_file=str(state))
+    first = first_events(args, 2)  # the token's own creation, then the one from 2099
+    assert [event["tfe_audit"]["id"] for event in first][-1] == "far-ahead"
+    emulator.seed_events(ORG, count=10, step_seconds=0.001)
+    later = events_within(args, 1.5)  # a restart: it starts, and the 10 come, the 2099 one not again
+    assert len(later) == 10 and "far-ahead" not in json.dumps(later)
+
+
+def test_an_event_nested_too_deeply_to_decode_comes_once_unreadable_and_the_feed_goes_on(emulator, secret, tmp_path):
+    """A JSON answer nested 5,000 deep terminated the rulebook (RecursionError). Now the event comes as it came."""
+    emulator.seed_events(ORG, count=3)
+    emulator.add_fault(method="GET", path="audit-trail", count=1, mangle=[{"nest": "data.0.resource.meta", "depth": 5000}])
+    state = tmp_path / "state.json"
+    args = args_for(emulator, secret, state_file=str(state))
+    events = first_events(args, 4)
+    assert control(events, "tfe_audit_source_error") == []
+    unreadable = control(events, "tfe_audit_unreadable")
+    assert len(unreadable) == 1 and b"[[[[" in base64.b64decode(unreadable[0]["base64"])
+    assert emulator.fault_errors == []
