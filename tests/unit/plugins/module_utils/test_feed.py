@@ -327,3 +327,25 @@ def test_a_page_of_delivered_and_new_events_is_read_in_its_own_order():
     got, seen = collect(trail, position, 10, now=T0 + timedelta(seconds=46), lookback=timedelta(minutes=1))
     assert got == ["ev-%05d" % i for i in range(30, 45)] and seen.order == "oldest_first"
     assert all(page == 1 for dummy, page in trail.calls)  # by time all along: never walked again by number
+
+
+@pytest.mark.parametrize("depth, readable", [(4, True), (512, True), (513, False), (900, False)])
+def test_an_event_nested_deeper_than_any_handling_allows_is_delivered_unreadable(depth, readable):
+    """Python 3.12 and 3.13 decode JSON nested thousands deep, but what handles an event afterwards recurses: an
+    event deeper than 512 levels comes as it came, unreadable, whatever the Python."""
+    event = ev(1)
+    nested = event["resource"]
+    for dummy in range(depth - 2):  # the event and its resource are two levels
+        nested["meta"] = {}
+        nested = nested["meta"]
+    got = [json.loads(line) for dummy, dummy_id, line, dummy_ahead in
+           follow_all(FakeTrail([event]), Cursor())]
+    assert ("tfe_audit_unreadable" not in got[0]) == readable
+    if not readable:
+        assert "512 levels" in got[0]["tfe_audit_unreadable"]["reason"]
+
+
+def follow_all(trail, position):
+    with Spool() as spool:
+        walk(trail, position, 1000, spool, NOW)
+        return list(follow(spool, position, NOW))
