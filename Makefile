@@ -41,6 +41,11 @@ SANITY_CELLS ?= 2.19.14@3.11 2.21.5@3.12
 MAIN_CELL ?= 2.19.14@3.11
 # CI runs these after make test (units and integration on the cores make test does not cover).
 MATRIX_CI ?= 2.18.19@3.11 2.20.10@3.12 2.21.5@3.13
+# The system and eda suites also render server text with the oldest and the newest core (tests/shared/checkout_fixtures.py
+# finds these matrix venvs; the targets make them, so that no test installs anything).
+TEMPLATE_CORES ?= 2.18.19@3.11 2.21.5@3.12
+core_venvs = for c in $(TEMPLATE_CORES); do core=$${c%@*}; py=$${c#*@}; \
+  $(SCRIPTS)/venv.sh $(ROOT)/.venv-matrix/$${core%.*}-py$$py $$py ansible-core==$$core $(SCRIPTS)/requirements-matrix.txt; done
 cell = $(SCRIPTS)/matrix.sh $(firstword $(subst @, ,$(1))) $(lastword $(subst @, ,$(1))) $(2)
 
 SYSTEM_TESTS ?= tests/system
@@ -102,6 +107,7 @@ integration: ## ansible-test integration against the emulator (INTEGRATION_ARGS=
 # Real ansible-playbook runs; the tests find this checkout itself (tests/system/conftest.py), each with its own
 # emulator and directories, on SYSTEM_WORKERS pytest-xdist workers.
 system: venv ## End-to-end ansible-playbook runs (SYSTEM_TESTS=tests/system/test_x.py PYTEST_ARGS='-k name')
+	@$(core_venvs)
 	@PYTHON=$(VENV)/bin/python $(SCRIPTS)/install-test-collections.sh $(BUILD)/test-collections
 	cd $(ROOT) && TFE_AUDIT_TEST_COLLECTIONS=$(BUILD)/test-collections python -m pytest $(SYSTEM_TESTS) -q \
 	  -p no:cacheprovider $(if $(filter-out 0 1,$(SYSTEM_WORKERS)),-n $(SYSTEM_WORKERS)) $(PYTEST_ARGS)
@@ -138,6 +144,7 @@ ee: collection ## The execution environment example (ansible-builder create) and
 # with apt-get when java is missing, and prints its JAVA_HOME.
 eda: collection ## The event source and the rulebooks in the real engine (ansible-rulebook), then the decision environment
 	@$(call venv,.venv-eda,3.11,tests/ci/requirements-eda.txt)
+	@$(core_venvs)
 	@$(call venv,.venv-ee,3.11,tests/ci/requirements-ee.txt)
 	@java_home=$$($(SCRIPTS)/eda-java.sh); cd $(ROOT) && JAVA_HOME=$$java_home \
 	  PATH=$(ROOT)/.venv-eda/bin:$$java_home/bin:$$PATH .venv-eda/bin/python -m pytest tests/eda -q \

@@ -7,8 +7,8 @@ the event every way a playbook can (``debug: var=ansible_eda.event``, a ``debug:
 ``template``), run_module of ``ansible.builtin.debug`` with the event's fields in its arguments, and the same
 playbook on a ``tfe_audit_source_error`` whose error text the server wrote. ansible-runner starts the
 ``ansible-playbook`` it finds first on PATH: the venv of the ansible-core under test is put there (2.19 is
-ansible-rulebook's own, .venv-eda; 2.18 and 2.21 the support matrix's venvs, which the fixture core_bin makes
-with tests/ci/venv.sh when they are missing).
+ansible-rulebook's own, .venv-eda; 2.18 and 2.21 the support matrix's venvs, which make eda makes
+(TEMPLATE_CORES) before the tests run).
 
 The audit event holds every form of template (tests/shared/template_forms.py) in values, keys and nested lists;
 each form would create its own marker file. None may appear.
