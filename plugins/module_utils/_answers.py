@@ -27,15 +27,22 @@ CHUNK = 64 * 1024
 ACCEPT_ENCODING = "gzip, deflate"
 
 
-def server_text(value, limit=300):
-    """Text from the server (an error detail, a header) fit for a message: control characters as spaces,
-    at most ``limit`` characters. A hostile server could otherwise flood the output or forge log lines."""
-    text = "".join(" " if ord(char) < 32 or ord(char) == 127 else char for char in str(value))
+HIDDEN = "********"
+
+
+def server_text(value, limit=300, hide=()):
+    """Text from the server (an error detail, a header) fit for a message: each secret in ``hide`` (the tokens
+    the request sent) masked before anything is cut, so that no part of one is left; control characters as
+    spaces; at most ``limit`` characters. A hostile server could otherwise flood the output or forge log lines."""
+    text = str(value)
+    for secret in hide:
+        text = text.replace(secret, HIDDEN) if secret else text
+    text = "".join(" " if ord(char) < 32 or ord(char) == 127 else char for char in text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def decode_jsonapi_errors(body):
-    """Turn a JSON:API error document into a list of readable strings.
+def decode_jsonapi_errors(body, hide=()):
+    """Turn a JSON:API error document into a list of readable strings (``hide``: as :func:`server_text`).
 
     Accepts ``{"errors": [{"status": "404", "title": "not found", "detail": "..."}]}``
     (``status`` a string or a number), go-tfe's ``{"errors": ["plain message"]}``, or
@@ -47,11 +54,11 @@ def decode_jsonapi_errors(body):
     texts = []
     for error in errors:
         if isinstance(error, dict):
-            parts = [server_text(error[key]) for key in ("title", "detail") if error.get(key) not in (None, "")]
+            parts = [server_text(error[key], hide=hide) for key in ("title", "detail") if error.get(key) not in (None, "")]
             if parts:
                 texts.append(": ".join(parts))
         elif error not in (None, ""):
-            texts.append(server_text(error))
+            texts.append(server_text(error, hide=hide))
     return texts
 
 
@@ -129,11 +136,17 @@ class Answer:
     """One HTTP answer, its body already read (within :data:`MAX_BODY`), with the request it answers.
 
     :param where: the base URL, named in every message.
+    :param hide: the secrets the request sent, masked in whatever text of the answer a message quotes.
     """
 
-    def __init__(self, where, method, path, status, reason, headers, body):
+    def __init__(self, where, method, path, status, reason, headers, body, hide=()):
         self.where, self.method, self.path = where, method, path
         self.status, self.reason, self.headers, self.body = status, reason, headers, body
+        self.hide = tuple(hide)
+
+    def text(self, value, limit=300):
+        """``value`` (text the server chose) fit for a message: :func:`server_text`, the request's secrets masked."""
+        return server_text(value, limit, self.hide)
 
     def refuse(self, what):
         """A :class:`TfeError` (kind ``response``, no ``status``: the status was the expected one) for this answer:
@@ -142,7 +155,7 @@ class Answer:
                         method=self.method, path=self.path, kind="response")
 
     def _content_type(self):
-        return server_text(self.headers.get("Content-Type", "no content type"))
+        return self.text(self.headers.get("Content-Type", "no content type"))
 
     def _not_json(self):
         return self.refuse("HTTP %s and a body that is not JSON (%s). Does hostname point at HCP Terraform, and not "
@@ -165,15 +178,15 @@ class Answer:
             body = json.loads(self.body) if self.body else None
         except (RecursionError, ValueError):
             body = None
-        errors = decode_jsonapi_errors(body)
+        errors = decode_jsonapi_errors(body, self.hide)
         if 300 <= self.status < 400:
-            message = "redirected to %s; set hostname to the final address" % server_text(self.headers.get("Location"))
+            message = "redirected to %s; set hostname to the final address" % self.text(self.headers.get("Location"))
         elif errors:
             message = "; ".join(errors)
         elif body is None and self.body:
             message = "a body that is not JSON (%s)" % self._content_type()
         else:
-            message = self.reason or "no details"
+            message = self.text(self.reason or "no details")
         return TfeError("%s %s failed with HTTP %s: %s" % (self.method, self.path, self.status, message),
                         status=self.status, method=self.method, path=self.path, errors=errors)
 
@@ -210,7 +223,7 @@ class Answer:
                 else:
                     page[key] = json.loads(raw)
             except (RecursionError, ValueError) as exc:
-                raise self.refuse("a page whose %r member is %s" % (server_text(key, 40), _why(exc))) from None
+                raise self.refuse("a page whose %r member is %s" % (self.text(key, 40), _why(exc))) from None
         return page
 
 

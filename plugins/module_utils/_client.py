@@ -83,6 +83,11 @@ class BearerAuth(AuthBase):
     def __init__(self, token):
         self._token = token
 
+    @property
+    def secrets(self):
+        """What an answer must never be quoted with (:func:`server_text`'s ``hide``)."""
+        return (self._token,)
+
     def __call__(self, request):
         request.headers["Authorization"] = "Bearer " + self._token
         return request
@@ -93,6 +98,8 @@ class BearerAuth(AuthBase):
 
 class NoAuth(AuthBase):
     """No credentials at all: with ``auth=None`` requests would send a ``~/.netrc`` entry instead."""
+
+    secrets = ()
 
     def __call__(self, request):
         return request
@@ -180,7 +187,7 @@ class TfeClient:
         self.allow_unverified_platform = allow_unverified_platform
         self.platform = None
         self._warn = warn or (lambda message: None)
-        self._auth = BearerAuth(token) if token else None
+        self._auth = BearerAuth(token) if token else NoAuth()
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": JSONAPI, "Accept-Encoding": ACCEPT_ENCODING})
         retry = TfeRetry(
@@ -224,18 +231,19 @@ class TfeClient:
             raise TfeError("%s answered %s %s with %s" % (self.base_url, method, path, exc),
                            method=method, path=path, kind="response") from None
         except (requests.exceptions.RequestException, Urllib3Error, OSError) as exc:
-            raise self._transport_error(exc, method, path) from None
+            raise self._transport_error(exc, method, path, auth.secrets) from None
         except ValueError:
             # http.client refuses a header value with a line break or a character outside Latin-1, quoting it:
             # the value is the token, so the message must not be passed on.
             raise TfeError("%s %s could not be sent: a header holds white space, control or non-Latin-1 characters "
                            "(is the token only the token?)" % (method, path), method=method, path=path,
                            kind="request") from None
-        return Answer(self.base_url, method, path, response.status_code, response.reason, response.headers, content)
+        return Answer(self.base_url, method, path, response.status_code, response.reason, response.headers, content,
+                      auth.secrets)
 
-    def _transport_error(self, exc, method, path):
+    def _transport_error(self, exc, method, path, hide):
         """The :class:`TfeError` for a request that got no (whole) answer: TLS, a timeout or the network."""
-        cause = server_text(_root_cause(exc))
+        cause = server_text(_root_cause(exc), hide=hide)
         if isinstance(exc, (requests.exceptions.SSLError, Urllib3SSLError)):
             return TfeError(
                 "TLS error talking to %s: %s. Set ca_path to the CA bundle that signed the server's certificate "
@@ -367,7 +375,7 @@ def environment_proxy(url):
 
 
 def _app_name(answer):
-    return server_text((answer.headers.get("TFP-AppName") or "").strip(), 100)
+    return answer.text((answer.headers.get("TFP-AppName") or "").strip(), 100)
 
 
 def _timed_out(exc):

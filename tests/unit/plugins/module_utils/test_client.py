@@ -3,6 +3,7 @@
 """The API client against the emulator on loopback: the life cycle, errors, auth, TLS and the platform check
 (retries: test_retries.py; what the server answers: test_answers.py)."""
 
+import json
 import os
 
 import pytest
@@ -183,6 +184,28 @@ def test_a_token_http_cannot_carry_fails_cleanly_without_quoting_it(emulator, se
     assert info.value.kind == "request" and "token" in str(info.value)
     assert "known" not in repr(vars(info.value)) + str(info.value)
     assert [r["path"] for r in api_requests(emulator)] == ["/api/v2/ping"]
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 500, "body": {"errors": [{"title": "x" * 260 + " Authorization: Bearer {token}"}]}},
+    {"status": 400, "body": {"errors": [{"title": "rejected", "detail": "Bearer {token} " + "y" * 400}]}},
+    {"status": 403, "body": {"errors": ["header {token}"]}},
+    {"status": 302, "body": {}, "headers": {"Location": "https://elsewhere.example/?t={token}"}},
+    {"status": 502, "body": "not json", "headers": {"Content-Type": "text/{token}"}},
+], ids=["cut inside the token", "detail", "plain error", "Location", "Content-Type"])
+def test_an_answer_quoting_the_token_is_never_quoted_with_any_part_of_it(emulator, fault):
+    """A server (or a proxy) that echoes the Authorization header: the token is masked before the text is cut
+    to its 300 characters, so not even its first characters are left (ansible's no_log masks only whole values)."""
+    secret = "quoted-%s-token" % os.urandom(8).hex()
+    body = fault["body"] if isinstance(fault["body"], str) else json.dumps(fault["body"]).replace("{token}", secret)
+    headers = dict((name, value.replace("{token}", secret)) for name, value in fault.get("headers", {}).items())
+    emulator.add_fault(method="GET", path="authentication-token", status=fault["status"], count=1,
+                       headers=headers, body=body)
+    with pytest.raises(TfeError) as info:
+        make_client(emulator, token=secret, max_retries=0).read_audit_trail_token("acme")
+    text = str(info.value) + repr(vars(info.value))
+    assert "********" in text
+    assert secret[:7] not in text, text
 
 
 def test_non_json_body_from_a_proxy_is_a_clear_error(emulator):
