@@ -60,7 +60,7 @@ class _Ahead:
 
 def read_events(fetch, options, warn, now=None):
     """Without dest: the oldest events after the position (``position``, else ``since``), all or ``max_events``,
-    oldest first; ``next_position`` goes on from there, late events included.
+    oldest first, and every event that cannot be read; ``next_position`` goes on from there, late events included.
 
     A group of events sharing one timestamp is never split at ``max_events`` (the result then ends before it, unless
     it is the only group), so ``next_since`` continues without a gap or a repeat for events listed in time.
@@ -68,33 +68,35 @@ def read_events(fetch, options, warn, now=None):
     now = now or utcnow()
     max_events, lookback = options.get("max_events"), options.get("lookback")
     position = Cursor.from_token(options["position"]) if options.get("position") else Cursor.after(options["since"])
-    ahead = _Ahead()
     with Spool() as spool:
         seen = walk(fetch, position, options["page_size"], spool, now, lookback)
         _warn_if_silent(position, seen, now, lookback, warn)
-        delivered = position.copy()
-        lines, times = [], []
-        for moment, event_id, line, is_ahead in follow(spool, delivered, now, None, lookback):
-            if max_events is not None and len(lines) >= max_events and moment != times[-1]:
-                break
+        limit = None if max_events is None else _group_limit(spool, position, now, max_events, lookback)
+        delivered, ahead, lines = position.copy(), _Ahead(), []
+        for moment, event_id, line, is_ahead in follow(spool, delivered, now, limit, lookback):
             ahead.note(moment, event_id, is_ahead)
             lines.append(line)
-            times.append(moment)
-        if max_events is not None:
-            if len(lines) > max_events:
-                kept = times.index(times[max_events])  # the group that max_events would split starts here
-                if kept:
-                    del lines[kept:], times[kept:]
-            delivered = position.copy()  # what was kept, not what the merge went past
-            for dummy in follow(spool, delivered, now, len(lines), lookback):
-                pass
     ahead.warn(warn)
     delivered.finish_walk(format_time(seen.started), lookback)
-    newest = max((moment for moment in times if moment is not None), default=None)
     result = dict(events=[json.loads(line.decode("utf-8")) for line in lines], count=len(lines), pages=seen.pages,
-                  next_since=newest or position.newest, next_position=delivered.to_token(), listing_order=seen.order)
+                  next_since=delivered.newest or position.newest, next_position=delivered.to_token(),
+                  listing_order=seen.order)
     _report_gap(result, position, seen, warn, now, bool(options.get("position")), lookback)
     return result
+
+
+def _group_limit(spool, position, now, max_events, lookback):
+    """How many of the oldest events to return for ``max_events``: fewer when the limit would split a group of events
+    sharing one timestamp (the result ends before the group), more when that group is the first."""
+    times = []
+    for moment, dummy_id, dummy_line, dummy_ahead in follow(spool, position.copy(), now, None, lookback):
+        if moment is None or (len(times) >= max_events and moment != times[-1]):
+            break
+        times.append(moment)
+    if len(times) <= max_events:
+        return len(times)
+    first_of_group = times.index(times[max_events])
+    return first_of_group or len(times)
 
 
 def _warn_if_silent(position, seen, now, lookback, warn):

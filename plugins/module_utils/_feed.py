@@ -320,15 +320,17 @@ def silent_trail(position, seen, now, lookback=None):
 
 def follow(spool, position, now, limit=None, lookback=None):
     """The spool's events in key order, each once, as ``(time or None, id or digest, line, ahead)``, recording each
-    in ``position`` as it is taken; at most ``limit``. ``ahead``: dated later than the controller's clock allows.
-    ``now`` is when the walk began; the position forgets on the way what is behind the lookback."""
+    in ``position`` as it is taken; at most ``limit`` events with a time, and every event that cannot be read (they
+    come last): such an event has no time at which a later run could take it up, so the run that lists it
+    delivers it. ``ahead``: dated later than the controller's clock allows. ``now`` is when the walk began; the
+    position forgets on the way what is behind the lookback."""
     ahead_from = _time.format_time(now + FUTURE_ALLOWANCE)
     stamp = _time.format_time(now)
     count = 0
     for key, line in spool.merged():
-        if limit is not None and count >= limit:
-            return
         moment, event_id = split_key(key)
+        if limit is not None and count >= limit and moment is not None:
+            continue
         if moment is None:
             position.deliver_unreadable(event_id, stamp)
             ahead = False

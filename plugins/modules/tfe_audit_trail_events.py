@@ -65,6 +65,8 @@ options:
         them, or holds all of them when they alone exceed the limit), so RV(next_position) passed as O(position)
         continues without a gap or a repeat.
       - Every page after the position is still read, because the oldest events may be on the last page.
+      - Events that cannot be read (see RV(events)) come on top of the limit, with the run that lists them: they
+        have no time at which a later run could take them up.
     type: int
   dest:
     description:
@@ -220,6 +222,7 @@ pages:
 next_since:
   description:
     - The timestamp of the newest event returned or exported (with O(cursor_file), the cursor's), else O(since).
+      Events dated more than 5 minutes ahead of the controller's clock do not count.
     - V(null) when there is neither.
     - Passing it as O(since) to the next run loses events that HCP Terraform lists late, and ones that share its
       millisecond and arrive later. Pass RV(next_position) as O(position) instead (with O(dest), O(cursor_file)).

@@ -259,6 +259,52 @@ def test_one_event_dated_in_2099_is_exported_once_warned_once_and_wedges_nothing
     assert lines_of(opts["dest"]) == in_time_order(trail.events[:6]) + in_time_order(trail.events[6:])
 
 
+def no_id(moment):
+    """An event that cannot be read (no id), listed at ``moment``: it has no time a later run could go on from."""
+    return {"id": None, "timestamp": format_time(moment), "resource": {"type": "workspace", "action": "create"}}
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_an_unreadable_event_is_returned_by_the_run_that_lists_it_whatever_max_events(order):
+    events = [ev(i) for i in range(10)] + [no_id(T0 + timedelta(milliseconds=1500))]
+    trail = FakeTrail(events, order=order)
+    runs, position = [], None
+    for dummy in range(6):
+        result = read(trail, None, 4, 3, position=position)
+        runs.append([e.get("id", "unreadable" if "tfe_audit_unreadable" in e else "?") for e in result["events"]])
+        position = result["next_position"]
+    assert runs[0] == ["ev-00000", "ev-00001", "ev-00002", "unreadable"]  # with the run that listed it, not lost
+    assert [i for run in runs for i in run] == in_time_order(events[:3]) + ["unreadable"] + in_time_order(events[3:10])
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_an_export_cut_by_max_events_writes_the_unreadable_event_it_listed(tmp_path, order):
+    events = [ev(i) for i in range(10)] + [no_id(T0 + timedelta(milliseconds=1500))]
+    trail = FakeTrail(events, order=order)
+    opts = options(tmp_path, max_events=3, page_size=4)
+    counts = [run_export(trail, opts)["count"] for dummy in range(5)]
+    assert counts == [4, 3, 3, 1, 0]
+    written = [json.loads(line) for line in open(opts["dest"], "rb").read().splitlines()]
+    assert [e.get("id", "unreadable" if "tfe_audit_unreadable" in e else "?") for e in written] == (
+        in_time_order(events[:3]) + ["unreadable"] + in_time_order(events[3:10]))
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_next_since_never_goes_to_an_event_dated_in_the_future(order):
+    trail = FakeTrail([ev(i) for i in range(3)] + [ev(99, parse_time("2099-01-01T00:00:00.000Z"))], order=order)
+    warnings = []
+    result = read(trail, None, warn=warnings.append)
+    assert result["count"] == 4 and result["next_since"] == format_time(T0 + timedelta(seconds=2))
+    assert len(warnings) == 1 and "1 audit event(s) are dated more than 5 minutes ahead" in warnings[0]
+
+
+def test_the_ahead_warning_counts_only_the_events_returned():
+    trail = FakeTrail([ev(i, NOW + timedelta(days=i + 1)) for i in range(3)] + [ev(9)])
+    warnings = []
+    assert read(trail, None, max_events=2, warn=warnings.append)["count"] == 2
+    assert len(warnings) == 1 and warnings[0].startswith("1 audit event(s)")
+
+
 def test_the_earliest_since_does_not_overflow(tmp_path):
     trail = FakeTrail([ev(i) for i in range(3)])
     result = read(trail, "0001-01-01T00:00:00Z", 1000, None, [].append, now=NOW)
