@@ -149,11 +149,7 @@ class Cursor:
         """After every event of a walk that started at ``read_at`` was delivered: remember the read, and forget
         what no later walk can list again (before the new horizon; unreadable events older than the retention)."""
         self.read_at = read_at
-        if self.newest is not None:
-            horizon = min(self.newest, _shifted(read_at, -(lookback or timedelta(0))))
-            if self.horizon is None or horizon > self.horizon:
-                self.horizon = horizon
-                self.seen = set(key for key in self.seen if key[0] >= horizon)
+        self.trim(read_at, lookback)
         forget = _shifted(read_at, -(RETENTION + timedelta(days=1)))
         self.unreadable = dict((digest, when) for digest, when in self.unreadable.items() if when >= forget)
 
@@ -185,7 +181,7 @@ class Cursor:
                             "start again from since" % (what, data.get("version"), CURSOR_VERSION))
         try:
             return cls._from_v2(data, what) if data["version"] == 2 else cls._from_v3(data, what)
-        except (TypeError, ValueError, KeyError, AttributeError, FeedError) as exc:
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, FeedError) as exc:
             raise FeedError("%s is damaged (%s); move it away to start again from since" % (what, exc))
 
     @classmethod
@@ -231,8 +227,8 @@ class Cursor:
             data = json.loads(raw.decode("utf-8"))
             data.update(format=CURSOR_FORMAT, version=CURSOR_VERSION)
             return cls._from_v3(data, option)
-        except (ValueError, TypeError, KeyError, AttributeError, RecursionError, zlib.error, FeedError):
-            raise FeedError(problem)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError, zlib.error, FeedError):
+            raise FeedError(problem) from None
 
 
 def _dest_fields(data):

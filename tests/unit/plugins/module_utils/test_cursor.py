@@ -141,6 +141,8 @@ def test_cursor_is_created_0600_whatever_the_umask_and_keeps_a_chosen_mode(tmp_p
     (b'{"format": "tfe.audit.audit_trail_cursor", "version": 3, "seen": [["9999-12-31T23:30:00-01:00", "a"]]}',
      "outside the years"),
     (b'{"format": "tfe.audit.audit_trail_cursor", "version": 3, "seen": [], "pending": {"from": "x"}}', "damaged"),
+    (b'{"format": "tfe.audit.audit_trail_cursor", "version": 3, "seen": [], "exported": 1e999}', "damaged"),
+    (b'{"format": "tfe.audit.audit_trail_cursor", "version": 3, "seen": [], "dest_inode": Infinity}', "damaged"),
 ])
 def test_a_damaged_position_file_fails_clearly_in_the_words_of_the_caller(tmp_path, content, match):
     path = tmp_path / "state.json"

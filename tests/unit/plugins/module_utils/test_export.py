@@ -6,9 +6,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import json
 import os
 import stat
+import zlib
 from datetime import timedelta
 
 import pytest
@@ -348,7 +350,9 @@ def test_a_chain_of_next_position_loses_nothing_listed_late_or_at_the_same_milli
 
 
 def test_a_position_that_is_not_one_is_refused_without_echoing_it():
-    for text in ("not-a-position", "{{ lookup('pipe', 'id') }}", "eJwLycgsVgCiRIXi1KLMvMy8dAVFhcSSEoWCzLTMvJJEAF4WB5E"):
+    overflowing = base64.urlsafe_b64encode(zlib.compress(b'{"seen": [], "exported": 1e999}')).decode("ascii")
+    for text in ("not-a-position", "{{ lookup('pipe', 'id') }}", "eJwLycgsVgCiRIXi1KLMvMy8dAVFhcSSEoWCzLTMvJJEAF4WB5E",
+                 overflowing):
         with pytest.raises(FeedError, match="position is not a position this module returned") as caught:
             read(FakeTrail([ev(1)]), None, position=text)
         assert text not in str(caught.value)
