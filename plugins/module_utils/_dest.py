@@ -111,8 +111,9 @@ def line_key(line):
     return _time.canonical_time(record["timestamp"]), event_id
 
 
-def scan_lines(fd, start, end):
-    """The event lines of ``fd`` between ``start`` and ``end``; returns ``(keys, good_end)``.
+def scan_lines(fd, start, end, limit=None):
+    """The event lines of ``fd`` between ``start`` and ``end`` (the first ``limit`` of them, if given); returns
+    ``(keys, good_end)``.
 
     ``keys`` are ``(time, id)`` in file order (keys only: memory stays small); ``good_end`` is the offset after the
     last complete event line. Anything after it (a partial line, or bytes that are not an event) is not an event
@@ -132,6 +133,8 @@ def scan_lines(fd, start, end):
             except (ValueError, KeyError, TypeError, RecursionError, _time.TimeError):
                 return keys, good_end
             good_end += len(line) + 1
+            if limit is not None and len(keys) >= limit:
+                return keys, good_end
     return keys, good_end
 
 
@@ -149,7 +152,7 @@ def _first_line_is(fd, offset, size, first):
     """Whether the file holds, at ``offset``, the complete line of the event ``first`` (a key as a list)."""
     if first is None or offset > size or (offset and os.pread(fd, 1, offset - 1) != b"\n"):
         return False
-    keys, dummy = scan_lines(fd, offset, size)
+    keys, dummy = scan_lines(fd, offset, size, limit=1)
     return bool(keys) and list(keys[0]) == list(first)
 
 
