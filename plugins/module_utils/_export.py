@@ -126,7 +126,7 @@ def _chunks(lines, size=1 << 20):
 def export(fetch, options, check_mode, warn, result, now=None):
     """With dest: append every event after the position to ``dest``, oldest first, each once.
 
-    ``options``: ``dest``, ``cursor_file`` (or None), ``since``, ``page_size``, ``max_events``.
+    ``options``: ``dest``, ``cursor_file`` (or None), ``since``, ``page_size``, ``max_events``, ``lookback``.
     Fills ``result`` as it goes, so that a caller that catches an error can report what was done.
     """
     result.update(changed=False, count=0, pages=0, gap=False)

@@ -32,7 +32,9 @@ attributes:
     description:
       - Without O(dest) the module only reads, so it runs as usual.
       - With O(dest) nothing is written or created; the module reads the same pages a real run reads, and
-        RV(count) and the changed status say exactly what a real run would append at that moment.
+        RV(count) and the changed status say exactly what a real run would append at that moment. Like a real run,
+        it sorts the pages in a temporary file that has no name, in the directory of O(dest), so it needs to be
+        allowed to write there.
       - A O(dest) or O(cursor_file) that a real run would refuse fails check mode the same way.
   diff_mode:
     support: none
@@ -170,7 +172,7 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ recent.events | selectattr('resource.type', 'equalto', 'authentication_token') | list }}"
 
-- name: What would be exported, without fetching more than needed or writing anything
+- name: What the next export would append, without writing anything
   tfe.audit.tfe_audit_trail_events:
     token: "{{ vault_tfe_audit_trail_token }}"
     dest: /var/log/hcp-terraform/audit.ndjson
