@@ -194,9 +194,6 @@ class TfeModule:
         except OptionError as exc:
             self.fail(exc)
 
-    def fail_option(self, exc):
-        self.fail(exc)
-
     def fail_api(self, exc, action, organization=None, hints=None, **result):
         """Turn a :class:`TfeError` into ``fail_json`` with words a person can act on.
 
@@ -237,9 +234,6 @@ class TfeModule:
 
     def warn(self, message):
         self.module.warn(message)
-
-    def fail_json(self, msg, **result):
-        self.module.fail_json(msg=msg, **result)
 
     def exit_json(self, **result):
         self.module.exit_json(**result)

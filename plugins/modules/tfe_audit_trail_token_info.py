@@ -79,7 +79,6 @@ last_used_at:
   sample: "2026-02-01T08:00:00.000Z"
 """
 
-from ansible_collections.tfe.audit.plugins.module_utils._errors import TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._module import (
     TfeModule,
     organization_argument_spec,
@@ -90,15 +89,16 @@ from ansible_collections.tfe.audit.plugins.module_utils._module import (
 def main():
     tfe = TfeModule(argument_spec=organization_argument_spec(), supports_check_mode=True)
     organization = tfe.option(validate_organization, tfe.params["organization"])
-    try:
-        token = tfe.client.read_audit_trail_token(organization)
-    except TfeError as exc:
-        tfe.fail_api(exc, "read the audit trail token", organization)
-    token = token or {}
-    tfe.exit_json(
-        changed=False, exists=bool(token), organization=organization,
-        id=token.get("id"), created_at=token.get("created_at"), expired_at=token.get("expired_at"),
-        last_used_at=token.get("last_used_at"))
+    tfe.doing("read the audit trail token", organization)
+    tfe.run(describe, tfe.client, organization)
+
+
+def describe(client, organization):
+    """What the result says of the organization's audit trail token (``exists: false`` when there is none)."""
+    token = client.read_audit_trail_token(organization) or {}
+    return dict(changed=False, exists=bool(token), organization=organization, id=token.get("id"),
+                created_at=token.get("created_at"), expired_at=token.get("expired_at"),
+                last_used_at=token.get("last_used_at"))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
 @pytest.fixture(scope="session")
 def collections_path(tmp_path_factory):
     """An ansible_collections tree holding this checkout as tfe.audit (found by `ansible-galaxy collection list`)."""
