@@ -44,7 +44,7 @@ MATRIX_CI ?= 2.18.19@3.11 2.20.10@3.12 2.21.5@3.13
 # The system and eda suites also render server text with the oldest and the newest core (tests/shared/checkout_fixtures.py
 # finds these matrix venvs; the targets make them, so that no test installs anything).
 TEMPLATE_CORES ?= 2.18.19@3.11 2.21.5@3.12
-core_venvs = for c in $(TEMPLATE_CORES); do core=$${c%@*}; py=$${c#*@}; \
+core_venvs = for c in $(TEMPLATE_CORES); do core=$${c/@*/}; py=$${c/*@/}; \
   $(SCRIPTS)/venv.sh $(ROOT)/.venv-matrix/$${core%.*}-py$$py $$py ansible-core==$$core $(SCRIPTS)/requirements-matrix.txt; done
 cell = $(SCRIPTS)/matrix.sh $(firstword $(subst @, ,$(1))) $(lastword $(subst @, ,$(1))) $(2)
 
