@@ -68,7 +68,7 @@ def _event_id(event):
     return event_id if isinstance(event_id, str) and event_id else None
 
 
-def _unreadable(raw, digest_source, reason):
+def unreadable_event(raw, digest_source, reason):
     """``(key, line)`` of an event that cannot be read: delivered as it came, base64, marked as unreadable."""
     digest = hashlib.sha256(digest_source).hexdigest()
     wrapper = {UNREADABLE: {"reason": reason, "sha256": digest, "base64": base64.b64encode(raw).decode("ascii")}}
@@ -94,19 +94,19 @@ def read_event(item):
     """
     raw = getattr(item, "raw", None)
     if isinstance(raw, bytes):
-        return _unreadable(raw, raw, str(getattr(item, "reason", "it cannot be decoded")))
+        return unreadable_event(raw, raw, str(getattr(item, "reason", "it cannot be decoded")))
     if not isinstance(item, dict):
         raise FeedError("the audit trail answered a page whose data holds a %s where an event belongs; nothing was "
                         "written. Is hostname an HCP Terraform host?" % type(item).__name__)
     line, event_id, timestamp = encode_line(item), _event_id(item), item.get("timestamp")
     if len(line) > 2 * MAX_DEPTH and _deeper_than(item, MAX_DEPTH):  # shorter lines cannot nest that deep
-        return _unreadable(line, line, "it is nested more than %d levels deep" % MAX_DEPTH)
+        return unreadable_event(line, line, "it is nested more than %d levels deep" % MAX_DEPTH)
     if event_id is None:
-        return _unreadable(line, _DIGEST_ENCODE(item).encode("utf-8"), "it has no string id")
+        return unreadable_event(line, _DIGEST_ENCODE(item).encode("utf-8"), "it has no string id")
     try:
         return spool_key(_time.canonical_time(timestamp), event_id), line
     except _time.TimeError:
-        return _unreadable(line, _DIGEST_ENCODE(item).encode("utf-8"),
+        return unreadable_event(line, _DIGEST_ENCODE(item).encode("utf-8"),
                            "its timestamp is not an RFC 3339 date-time within the years 1 to 9999")
 
 

@@ -147,6 +147,26 @@ class Censor:
                 text = text.replace(secret, MASK)
         return text
 
+    def shows_in(self, text):
+        """Whether a known secret shows in ``text``."""
+        return any(secret in text for secret in self._secrets)
+
+    def json_text(self, text):
+        """The JSON document ``text`` with every known secret masked in its strings and keys, still valid JSON: a
+        secret that shows is masked in the decoded values (masking the text itself could cut through an escape or
+        a number), and so is one that the document may hold escaped (``\\u0041`` for ``A``)."""
+        if not self._secrets or ("\\" not in text and not self.shows_in(text)):
+            return text
+        data = json.loads(text)
+        masked = self.value(data)
+        return text if masked == data else json.dumps(masked, ensure_ascii=False, separators=(",", ":"))
+
+    def raw(self, data):
+        """Bytes (an event that could not be decoded) with every known secret masked in them, as UTF-8."""
+        for secret in self._secrets:
+            data = data.replace(secret.encode("utf-8"), MASK.encode("ascii"))
+        return data
+
     def value(self, value):
         """JSON data with every known secret masked in its strings and keys."""
         if isinstance(value, str):

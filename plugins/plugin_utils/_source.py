@@ -18,6 +18,7 @@ import time
 
 from ansible.template import Templar
 
+from ansible_collections.tfe.audit.plugins.module_utils import _feed
 from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError, TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._untrusted import inert, inert_json, use_installed_check
 from ansible_collections.tfe.audit.plugins.plugin_utils import _source_feed as feed
@@ -185,14 +186,29 @@ class AuditTrailSource:
         """One audit event for the queue: censored, made inert, and the exact original beside it when that
         changed it, in a form no template engine reads. An event that cannot be read comes as the feed gives it
         (``tfe_audit_unreadable``: its bytes base64-encoded, and why)."""
-        text = self.censor.text(line.decode("utf-8"))
-        if key[0] is None:
-            return inert(json.loads(text))[0]
-        audit, changed = inert_json(text)
+        try:
+            if key[0] is None:
+                return inert(self._unreadable(json.loads(line.decode("utf-8"))))[0]
+            text = self.censor.json_text(line.decode("utf-8"))
+            audit, changed = inert_json(text)
+        except Exception as exc:  # pylint: disable=broad-except  # delivered as it came, never dropped
+            reason = "the source could not make it into an event (%s)" % type(exc).__name__
+            wrapper = json.loads(_feed.unreadable_event(self.censor.raw(line), line, reason)[1])
+            return inert(wrapper)[0]
         event = {"tfe_audit": audit}
         if changed:
             event["tfe_audit_original"] = base64.b64encode(text.encode("utf-8")).decode("ascii")
         return event
+
+    def _unreadable(self, wrapper):
+        """An event that cannot be read, the known secrets masked in its bytes too (``masked: true`` then)."""
+        inner = wrapper[_feed.UNREADABLE]
+        raw = base64.b64decode(inner["base64"])
+        masked = self.censor.raw(raw)
+        if masked != raw:
+            inner.update(base64=base64.b64encode(masked).decode("ascii"), masked=True)
+        inner["reason"] = self.censor.text(inner["reason"])
+        return wrapper
 
     async def _emit(self, spool, walk):
         last_save, count = self._clock(), 0

@@ -32,6 +32,8 @@ MAX_PAGE_SIZE = 1000
 TOKEN_VARIABLES = ("TFE_AUDIT_TRAIL_TOKEN", "TFE_TOKEN")
 # A token_file larger than this holds something else than a token: it is not read whole.
 TOKEN_FILE_LIMIT = 64 * 1024
+# The words of a token_file refused for holding several: those this long are masked wherever they show.
+MIN_SECRET_WORD = 16
 # Per request, the client waits out 429s (Retry-After / X-RateLimit-Reset) and backs off on 5xx and network
 # errors for at most this long (bounded by the interval, from 5 s to 60 s) before the poll counts as failed.
 MIN_REQUEST_WAIT, MAX_REQUEST_WAIT = 5.0, 60.0
@@ -82,8 +84,10 @@ def validate(args, own_spec, censor):
         raise ArgumentError("the arguments of %s must be a mapping, for example {token_file: %s}"
                             % (NAME, VALID_VALUES["token_file"]))
     params = dict((key, value) for key, value in args.items() if not str(key).startswith("eda_"))
-    censor.add(params.get("token"))
-    result = ArgumentSpecValidator(argument_spec(own_spec), mutually_exclusive=[["token", "token_file"]]).validate(params)
+    spec = argument_spec(own_spec)
+    for name in ["token"] + list(spec["token"].get("aliases", [])):
+        censor.add(params.get(name))
+    result = ArgumentSpecValidator(spec, mutually_exclusive=[["token", "token_file"]]).validate(params)
     if result.errors.errors:
         error = result.errors.errors[0]
         message = error.msg
@@ -194,6 +198,11 @@ class Tokens:
     def read(self):
         """``(token, origin)``: origin is ``token_file``, ``token`` or the variable's name; ``(None, None)`` when
         there is none. Raises :class:`Problem` when token_file cannot be read or does not hold one token."""
+        token, origin = self._find()
+        self._censor.add(token)
+        return token, origin
+
+    def _find(self):
         if self.token_file:
             return self._read_file(), "token_file"
         if self._token:
@@ -222,7 +231,8 @@ class Tokens:
                           % (self.token_file, TOKEN_FILE_LIMIT), "token_file")
         token = data.decode("utf-8", "replace").strip()
         for word in token.split():
-            self._censor.add(word)  # a file of several words is refused, and none of them is shown
+            if len(word) >= MIN_SECRET_WORD:  # a file of several words is refused, and no word that could be a
+                self._censor.add(word)        # token is shown (shorter ones such as "Bearer" are not masked)
         if not token or any(char.isspace() for char in token):
             raise Problem("token_file %s must hold only the token (it is %s)"
                           % (self.token_file, "empty" if not token else "several words"), "token_file")

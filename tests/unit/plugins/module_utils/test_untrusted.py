@@ -124,6 +124,19 @@ def test_censor_masks_every_known_secret_the_longest_first():
     assert censor.value({"abc": ["abcdef", 1, None]}) == {MASK: [MASK, 1, None]}
 
 
+@pytest.mark.parametrize("secret, text, masked", [
+    ("tok-123", '{"a": "x tok-123 y"}', {"a": "x %s y" % MASK}),
+    ("tok-123", '{"a": "x tok\\u002d123 y"}', {"a": "x %s y" % MASK}),  # held escaped
+    ('"}', '{"a": "q\\"}"}', {"a": "q%s" % MASK}),  # masking the text would end the string early
+    ("1234", '{"n": 1234, "s": "1234"}', {"n": 1234, "s": MASK}),  # a number stays a number
+    ("absent-secret", '{"a": "line\\nbreak"}', None),
+])
+def test_censor_masks_json_in_its_values_and_the_result_is_json(secret, text, masked):
+    result = Censor([secret]).json_text(text)
+    assert json.loads(result) == (masked if masked is not None else json.loads(text))
+    assert result == text or masked is not None
+
+
 def test_the_log_filter_masks_messages_and_their_arguments(caplog):
     censor = Censor(["s3cr3t-token"])
     logger = logging.getLogger("tfe.audit.test_untrusted")

@@ -79,13 +79,13 @@ def test_an_error_title_from_the_server_reaches_the_queue_inert(emulator, secret
     assert templates_in(errors, INSTALLED) == []
 
 
-@pytest.mark.parametrize("origin", ["token", "token_file", "TFE_AUDIT_TRAIL_TOKEN", "TFE_TOKEN"])
+@pytest.mark.parametrize("origin", ["token", "tfe_token", "token_file", "TFE_AUDIT_TRAIL_TOKEN", "TFE_TOKEN"])
 def test_a_server_that_quotes_the_token_gets_it_masked_in_the_event_and_the_log(emulator, secret, origin, tmp_path,
                                                                                 monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     args = args_for(emulator)
-    if origin == "token":
-        args["token"] = secret
+    if origin in ("token", "tfe_token"):
+        args[origin] = secret
     elif origin == "token_file":
         (tmp_path / "token").write_text(secret + "\n")
         args["token_file"] = str(tmp_path / "token")
@@ -139,6 +139,59 @@ def test_a_token_quoted_inside_an_audit_event_is_masked_there_and_in_the_origina
     event = next(event for event in events if event["tfe_audit"]["id"] == "planted-1")
     assert event["tfe_audit"]["auth"]["description"] == "token ********"
     assert secret not in base64.b64decode(event["tfe_audit_original"]).decode("utf-8")
+
+
+def test_a_token_quoted_inside_an_event_that_cannot_be_read_is_masked_in_its_bytes(emulator, secret):
+    planted = planted_event(FORMS)
+    planted["id"], planted["auth"]["description"] = None, "token %s" % secret
+    plant(emulator, planted)
+    events = first_events(args_for(emulator, secret), 2)
+    unreadable = control(events, "tfe_audit_unreadable")[0]
+    assert unreadable["masked"] is True and secret not in json.dumps(events)
+    assert json.loads(base64.b64decode(unreadable["base64"]))["auth"]["description"] == "token ********"
+
+
+def test_a_token_file_of_several_words_masks_no_json_and_no_short_word(emulator, secret, tmp_path):
+    """The words of a refused token_file are masked from then on: not the short ones ("{", "token"), which would
+    cut through every event, and the event a mask would change is masked in its values, so it stays JSON."""
+    token_file = tmp_path / "token"
+    token_file.write_text(secret)
+
+    async def scenario():
+        source = Running(args_for(emulator, token_file=str(token_file)))
+        await source.take(1)  # the token's creation
+        token_file.write_text("{ token : Bearer %s\n" % secret)
+        refused = await source.take_until(lambda event: "tfe_audit_source_error" in event)
+        emulator.add_event(ORG, auth={"description": "a token : {"}, resource={"type": "authentication_token"})
+        token_file.write_text(secret)
+        events = await source.take_until(lambda event: "tfe_audit" in event)
+        await source.stop()
+        return refused, events
+
+    refused, events = run(scenario())
+    assert control(refused, "tfe_audit_source_error")[0]["kind"] == "token_file"
+    audit = control(events, "tfe_audit")[0]
+    assert audit["auth"]["description"] == "a token : {" and audit["resource"]["type"] == "authentication_token"
+    assert secret not in json.dumps(events)
+
+
+def test_an_event_the_source_cannot_make_is_delivered_as_it_came_and_the_source_goes_on(emulator, secret, monkeypatch):
+    from ansible_collections.tfe.audit.plugins.plugin_utils import _source  # pylint: disable=import-outside-toplevel
+
+    emulator.add_event(ORG, auth={"description": "break-me"})
+    emulator.add_event(ORG)
+    real = _source.inert_json
+
+    def failing(text):
+        if '"break-me"' in text:
+            raise MemoryError("planted")
+        return real(text)
+
+    monkeypatch.setattr(_source, "inert_json", failing)
+    events = first_events(args_for(emulator, secret), 3)
+    unreadable = control(events, "tfe_audit_unreadable")
+    assert len(unreadable) == 1 and "MemoryError" in unreadable[0]["reason"]
+    assert b'"break-me"' in base64.b64decode(unreadable[0]["base64"]) and len(control(events, "tfe_audit")) == 2
 
 
 def test_a_requests_older_than_2_28_is_refused_at_start(emulator, secret, monkeypatch):
