@@ -24,11 +24,14 @@ DROPS_HIDDEN_WARNINGS = tuple(int(part) for part in ansible_core_version.split("
 
 
 def hide_secret(task, result):
-    """Mark ``result`` no_log when it holds a secret (``token``). Where ansible-core would drop the warnings of
+    """Mark ``result`` no_log when it holds a secret (``token``), and drop output ansible-core could not parse
+    (``module_stdout``), which may hold one. Where ansible-core would drop the warnings of
     a hidden result (the task's no_log, or this), they are shown here: they are what says that a new secret was
     kept while part of the server's answer was not (they never hold a secret)."""
     if result.get("token"):
         result["_ansible_no_log"] = True
+    if "module_stdout" in result:  # output ansible-core could not parse: after a create it holds the new secret
+        result["module_stdout"] = "(not shown: the module's output could not be parsed, and may hold a secret)"
     if DROPS_HIDDEN_WARNINGS and (task.no_log or result.get("_ansible_no_log")):
         for warning in result.pop("warnings", None) or ():
             display.warning(warning)

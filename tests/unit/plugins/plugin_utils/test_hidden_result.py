@@ -49,3 +49,12 @@ def test_ansible_core_2_19_and_later_show_them_itself(monkeypatch, shown):
     hide_secret(SimpleNamespace(no_log=True), result)
 
     assert shown == [] and result["warnings"] == [WARNING] and result["_ansible_no_log"] is True
+
+
+def test_output_ansible_core_could_not_parse_is_not_passed_on(shown):
+    """A module that printed its result and then something else: the output holds the new secret, unparsed."""
+    result = dict(failed=True, msg="MODULE FAILURE", module_stdout='{"token": "s3cret-new"} trailing', rc=0)
+
+    hide_secret(SimpleNamespace(no_log=False), result)
+
+    assert "s3cret" not in repr(result) and result["msg"] == "MODULE FAILURE" and result["rc"] == 0
