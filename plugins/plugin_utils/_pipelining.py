@@ -67,7 +67,7 @@ def run_pipelined(action, module_name, module_args, wrap_async=False):
     if secrets:
         raise AnsibleActionFail(
             "refusing to run %s: its arguments hold a secret (%s), and %s, so ansible-core would write them to a temp "
-            "file in clear text. %s; nothing was changed" % (module_name, ", ".join(secrets),
+            "file in clear text. %s; the module did not run" % (module_name, ", ".join(secrets),
                                                              *_why_not(connection, wrap_async)))
 
 

@@ -38,7 +38,7 @@ def test_a_secret_in_the_arguments_is_refused_where_the_module_cannot_run_pipeli
 
     assert result["failed"] and not result["changed"] and calls == []
     for words in ("refusing to run %s" % NAME, "(%s)" % secrets, "become method su cannot run modules pipelined",
-                  "become: false", "nothing was changed"):
+                  "become: false", "the module did not run"):
         assert words in result["msg"]
     assert "stored" not in result["msg"] and "api-token" not in result["msg"]
 
