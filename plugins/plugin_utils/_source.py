@@ -69,7 +69,6 @@ class AuditTrailSource:
         self.stale_token = None      # the token HCP Terraform answered 401 to (compared, never shown)
         self._gap_reported = None
         self._silence_reported = False
-        self.polls = 0
 
     # -- events about the source ---------------------------------------------------------------
 
@@ -103,9 +102,11 @@ class AuditTrailSource:
             return
         self.stale_token = token
         where = self.options.tokens.where(origin)
+        then = ("The source reads token_file again before each poll." if origin == "token_file" else
+                "A token from %s cannot change while the rulebook runs: give the new one and restart it (token_file "
+                "is read again before each poll)." % where)
         message = ("HCP Terraform refused the token from %s (HTTP 401): it was regenerated, revoked or has expired, "
-                   "or it is not an audit trail or organization token. The source reads %s again before each poll."
-                   % (where, where))
+                   "or it is not an audit trail or organization token. %s" % (where, then))
         logger.warning("%s", message)
         await self._put({"tfe_audit_token_stale": {
             "message": message, "hostname": self.options.connection.base_url, "token_source": origin,
@@ -149,7 +150,6 @@ class AuditTrailSource:
 
     async def poll(self):
         """Read what is new and emit it. Every failure becomes an event; nothing here raises but cancellation."""
-        self.polls += 1
         try:
             token, origin = self.options.tokens.read()
             if not token:

@@ -41,7 +41,8 @@ description:
     broken (V({{) becomes V({ {)) and so is a V(#jinja2:) header at the start of a string, because a playbook
     started by C(run_playbook) or C(run_module) receives the event as extra vars, which Ansible renders; the exact
     event then comes as well, base64-encoded JSON, under C(tfe_audit_original).
-  - With O(state_file), each audit event is put on the queue once across restarts of the rulebook. With
+  - With O(state_file), each audit event is put on the queue once across restarts of the rulebook, except that a
+    process killed in the middle of a backlog repeats about a second's worth of it (none lost). With
     O(feedback=true) (and C(ansible-rulebook --persistence-id)), an event is recorded once the rule engine
     acknowledged it.
   - The source never stops by itself. It reports its own condition as events C(tfe_audit_source_error),
@@ -93,7 +94,8 @@ options:
   state_file:
     description:
       - Where the source records which events the rule engine has taken (the collection's cursor format, written
-        atomically with mode C(0600), never through a symbolic link). A restart continues after the last of them.
+        atomically, never through a symbolic link; a new file gets mode C(0600), an existing one keeps its mode).
+        A restart continues after the last of them.
       - Its directory must exist. Give each source its own file; an export's O(cursor_file) is refused.
     type: path
   feedback:
