@@ -141,6 +141,33 @@ def test_recording_an_event_does_not_copy_the_position(emulator, secret, monkeyp
     assert len(copies) <= 5, "the position was copied %d times for 3001 events" % len(copies)
 
 
+def test_a_backlog_inside_the_lookback_is_trimmed_every_so_many_events_not_after_each(emulator, secret, monkeypatch):
+    """Events of the last minutes (inside the 30-minute lookback) are all kept in the position while they are
+    emitted: trimming it once per event past 4096 made such a backlog quadratic (023ab59)."""
+    from ansible_collections.tfe.audit.plugins.module_utils import _feed  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.setattr(_feed, "TRIM_EVERY", 100)
+    emulator.seed_events(ORG, count=1000, step_seconds=0.1)  # the last 100 s
+    trims = []
+    original = _cursor.Cursor.trim
+
+    def counting_trim(cursor, read_at, lookback):
+        trims.append(len(cursor.seen))
+        return original(cursor, read_at, lookback)
+
+    monkeypatch.setattr(_cursor.Cursor, "trim", counting_trim)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret, page_size=1000, interval=30))
+        await source.take(1001)
+        await source.stop()
+
+    run(scenario())
+    # The walk's own trims (every TRIM_EVERY events emitted), the recorder's (every TRIM_EVERY recorded), and those
+    # of finish_walk: about 2 x 1001 / 100, never one per event.
+    assert 0 < len(trims) <= 2 * (1001 // 100) + 6, "trimmed %d times for 1001 events" % len(trims)
+
+
 class Opaque:
     """A queue whose depth cannot be read: only put and get."""
 
