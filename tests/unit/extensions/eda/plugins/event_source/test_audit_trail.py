@@ -418,12 +418,13 @@ def test_events_listed_a_minute_late_are_emitted_once_within_the_lookback(emulat
         assert sorted(keys) == trail(emulator)
 
 
+@pytest.mark.parametrize("kind", ["user", "team"])
 @pytest.mark.parametrize("reading", ["empty", "404", "401"])
-def test_a_team_token_never_looks_like_an_empty_trail(emulator, secret, reading):
+def test_a_user_or_team_token_never_looks_like_an_empty_trail(emulator, secret, reading, kind):
     """The docs say user and team tokens cannot read the audit trail, not how: all three answers are played."""
     emulator.set_readings(user_token_trail=reading)
     emulator.seed_events(ORG, count=5)
-    team_token = emulator.add_team_token(ORG)
+    team_token = emulator.add_user_token(ORG) if kind == "user" else emulator.add_team_token(ORG)
 
     async def scenario():
         source = Running(args_for(emulator, secret))
@@ -444,6 +445,47 @@ def test_a_team_token_never_looks_like_an_empty_trail(emulator, secret, reading)
                     "401": "tfe_audit_token_stale"}[reading]
     assert "user or team token" in body["message"] or "not an audit trail or organization token" in body["message"]
     assert team_token not in json.dumps(events)
+
+
+@pytest.mark.parametrize("reading", ["empty", "404"])
+def test_an_audit_trail_turned_off_is_said_once_whatever_the_endpoint_answers(emulator, secret, reading):
+    """An organization may send its events to HCP audit log streaming with the audit trail off; what the endpoint
+    answers then is undocumented: both readings are played."""
+    emulator.set_readings(disabled_trail=reading)
+    emulator.seed_events(ORG, count=5)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take(6)
+        emulator.set_audit_trail_enabled(ORG, False)
+        events += await source.take(1, timeout=5)
+        events += await source.quiet(0.8)
+        await source.stop()
+        return events
+
+    about = run(scenario())[6:]
+    assert len(about) == 1, about
+    (kind, body), = about[0].items()
+    assert kind == {"empty": "tfe_audit_source_warning", "404": "tfe_audit_source_error"}[reading]
+    assert "audit trail is turned off" in body["message"] or "turned off" in body["message"], body["message"]
+
+
+def test_a_token_over_a_lowered_lifetime_policy_is_a_stale_token(emulator, secret):
+    """A token that lives longer than a newly lowered organization policy answers 401: one stale-token event."""
+    emulator.seed_events(ORG, count=2)
+
+    async def scenario():
+        source = Running(args_for(emulator, secret))
+        events = await source.take(3)
+        emulator.set_token_ttl_policy(ORG, timedelta(days=30))  # the token was made to live two years
+        events += await source.take(1, timeout=5)
+        events += await source.quiet(0.8)
+        await source.stop()
+        return events
+
+    about = run(scenario())[3:]
+    assert len(about) == 1 and "tfe_audit_token_stale" in about[0], about
+    assert secret not in json.dumps(about)
 
 
 def test_an_unexpected_failure_while_reading_is_an_error_event_and_the_source_goes_on(emulator, secret, monkeypatch):
