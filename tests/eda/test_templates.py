@@ -33,7 +33,11 @@ PROBE = """
   gather_facts: false
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    control_variable: CONTROL_VARIABLE
   tasks:
+    - name: The positive control, the playbook's own text (trusted), which renders
+      ansible.builtin.debug:
+        msg: "{{ control_variable }}"
     - name: The whole event
       ansible.builtin.debug:
         var: ansible_eda.event
@@ -84,7 +88,8 @@ def test_a_template_planted_by_the_server_runs_nothing_in_any_playbook(core, cor
     audit_dir.mkdir(mode=0o700)
     probe_dir.mkdir()
     write_token(audit_dir / "audit-trail-token", emu.regenerate_audit_trail_token("acme")["token"])
-    (tmp_path / "probe.yml").write_text(PROBE)
+    control = template_forms(lambda name: "touch %s/control-%s" % (markers, name))["variable"]
+    (tmp_path / "probe.yml").write_text(PROBE.replace("CONTROL_VARIABLE", json.dumps(control)))
     (tmp_path / "probe.j2").write_text(PROBE_TEMPLATE)
     rules = yaml.safe_load((ROOT / "extensions" / "eda" / "rulebooks" / "watch_organization.yml").read_text())
     rules[0]["rules"].extend(user_rules(tmp_path / "probe.yml", probe_dir))
@@ -104,7 +109,8 @@ def test_a_template_planted_by_the_server_runs_nothing_in_any_playbook(core, cor
     text = book.text
     assert_clean(text)
 
-    ran = sorted(path.name for path in markers.iterdir())
+    ran = sorted(path.name for path in markers.iterdir() if not path.name.startswith("control-"))
+    assert (markers / "control-variable").exists(), "the positive control did not render: the probe proves nothing"
     record("hostile", "event source: %d template forms planted in an audit event and in error texts; playbooks and "
            "modules started by rules, run by ansible-core %s" % (len(forms), book_core(text)),
            outcome="ran nothing" if not ran else "RAN %s" % ", ".join(ran), code_execution=int(bool(ran)), truncated=0,

@@ -28,7 +28,13 @@ PLAYBOOK = """
   gather_facts: false
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    control_variable: CONTROL_VARIABLE
+    control_header: CONTROL_HEADER
   tasks:
+    - name: The positive control, the playbook's own text (trusted), which renders
+      ansible.builtin.debug:
+        msg: "{{ control_variable }} {{ control_header }}"
+
     - name: Read the audit trail
       tfe.audit.tfe_audit_trail_events:
         hostname: "{{ tfe_hostname }}"
@@ -79,7 +85,9 @@ def test_a_template_in_a_registered_events_result_is_never_rendered(core, core_b
     page = {"data": [planted], "pagination": {"current_page": 1, "prev_page": None, "next_page": None,
                                               "total_pages": 1, "total_count": 1}}
     emulator.add_fault(method="GET", path="audit-trail", status=200, body=json.dumps(page))
-    (workdir / "playbook.yml").write_text(PLAYBOOK)
+    control = template_forms(lambda name: "touch %s/control-%s" % (markers, name))
+    (workdir / "playbook.yml").write_text(PLAYBOOK.replace("CONTROL_VARIABLE", json.dumps(control["variable"]))
+                                          .replace("CONTROL_HEADER", json.dumps(control["header_variable"])))
     (workdir / "events.j2").write_text(TEMPLATE)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "TFE_"))}
     env.update(ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_LOCAL_TEMP=str(tmp_path / "local-tmp"),
@@ -91,7 +99,9 @@ def test_a_template_in_a_registered_events_result_is_never_rendered(core, core_b
     assert run.returncode == 0, output[-4000:]
     assert "CORE %s." % core in output
 
-    assert sorted(path.name for path in markers.iterdir()) == [], "ansible-core %s rendered a registered result" % core
+    rendered = sorted(path.name for path in markers.iterdir() if not path.name.startswith("control-"))
+    assert rendered == [], "ansible-core %s rendered a registered result" % core
+    assert (markers / "control-variable").exists(), "the positive control did not render: the probe proves nothing"
     returned = json.loads((workdir / "events.json").read_text())
     assert returned == [planted], "the module returns the event as the server sent it"
     assert forms["header_variable"] in (workdir / "events.txt").read_text()
