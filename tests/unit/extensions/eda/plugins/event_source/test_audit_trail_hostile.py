@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -17,10 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.tfe.audit.extensions.eda.plugins.event_source import audit_trail
+from ansible_collections.tfe.audit.plugins.module_utils._time import format_time
 from ansible_collections.tfe.audit.plugins.module_utils import _client
 from ansible_collections.tfe.audit.plugins.module_utils._untrusted import inert, use_installed_check
 from ansible_collections.tfe.audit.tests.unit.extensions.eda.plugins.event_source.source_runner import (
-    ORG, Running, args_for, control, events_within, first_events, plant, run)
+    ORG, Running, args_for, control, events_within, first_events, key, plant, run, trail)
 from ansible_collections.tfe.audit.tests.shared.template_forms import planted_event, template_forms, templates_in
 
 FORMS = template_forms(lambda name: "id")
@@ -264,3 +266,39 @@ def test_an_event_nested_too_deeply_to_decode_comes_once_unreadable_and_the_feed
     unreadable = control(events, "tfe_audit_unreadable")
     assert len(unreadable) == 1 and b"[[[[" in base64.b64decode(unreadable[0]["base64"])
     assert emulator.fault_errors == []
+
+
+BROKEN_PAGES = {
+    "page 2 without pagination": dict(skip=1, mangle=[{"delete": "pagination"}]),
+    "next_page null on page 2 of 3": dict(skip=1, mangle=[{"set": "pagination.next_page", "value": None}]),
+    "an empty page 2 that names page 3": dict(skip=1, mangle=[{"set": "data", "value": []}]),
+    "data that is not a list": dict(skip=1, mangle=[{"set": "data", "value": {"0": "event"}}]),
+    "page 1 for every page": dict(count=None, ignore_page_number="echo"),
+}
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+@pytest.mark.parametrize("case", sorted(BROKEN_PAGES))
+def test_a_broken_page_is_one_error_event_and_every_event_still_comes_once(emulator, secret, case, order):
+    """A walk with a broken answer emits nothing of it and keeps the position; once the server answers well again,
+    every event comes, each once (a page that named none after it ended the walk and lost the rest, once)."""
+    emulator.set_listing(order=order)
+    emulator.seed_events(ORG, count=25)
+    emulator.add_fault(method="GET", path="audit-trail", **BROKEN_PAGES[case])
+    since = format_time(datetime.now(timezone.utc) - timedelta(hours=1))
+
+    async def scenario():
+        source = Running(args_for(emulator, secret, page_size=10, since=since))
+        events = await source.take_until(lambda event: "tfe_audit_source_error" in event)
+        emulator.clear_faults()
+        events += await source.take_until(lambda event: "tfe_audit_source_recovered" in event)
+        events += await source.take(len(trail(emulator)))
+        events += await source.quiet(0.5)
+        await source.stop()
+        return events
+
+    events = run(scenario())
+    errors = control(events, "tfe_audit_source_error")
+    assert len(errors) == 1 and errors[0]["kind"] == "malformed", errors
+    keys = [key(event) for event in events if "tfe_audit" in event]
+    assert len(keys) == len(set(keys)) and sorted(keys) == trail(emulator)
