@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import ORDERS, assert_clean, key, source_rulebook, trail
+from conftest import ORDERS, assert_clean, key, source_rulebook, trail, write_token
 
 INTERVAL = 2
 
@@ -61,3 +61,31 @@ def test_a_429_storm_and_a_30_s_outage_each_give_one_error_and_one_recovered_eve
     book.stop()
     assert_clean(book.text)
     assert secret not in book.text
+
+
+def test_broken_pages_are_error_events_and_lose_nothing_in_the_engine(emulator_factory, rulebook, tmp_path):
+    """A page without pagination, then a server that answers page 1 for every page: each one malformed error event
+    and one recovered event, and every audit event once (newest first; both orders run in the unit tests)."""
+    emu = emulator_factory("newest")
+    secret = emu.regenerate_audit_trail_token("acme")["token"]
+    emu.seed_events("acme", count=5)
+    write_token(tmp_path / "token", secret)
+    book = rulebook(source_rulebook(hostname=emu.url, interval=1, page_size=10, token_file=str(tmp_path / "token"),
+                                    state_file=str(tmp_path / "state.json"))).start()
+    book.wait_count(6, 60)
+    for number, fault in enumerate([dict(skip=1, mangle=[{"delete": "pagination"}]),
+                                    dict(count=None, ignore_page_number="echo")], start=1):
+        emu.add_fault(method="GET", path="audit-trail", **fault)
+        emu.seed_events("acme", count=25, step_seconds=0.001)
+        book.wait_for(lambda records, n=number: len(control(book, "tfe_audit_source_error")) == n, 30, "the error")
+        emu.clear_faults()
+        book.wait_for(lambda records, n=number: len(control(book, "tfe_audit_source_recovered")) == n, 30,
+                      "the recovery")
+        book.wait_count(6 + 25 * number, 15)
+    time.sleep(1.5)  # a repeat would have arrived by now
+    book.stop()
+    assert [error["kind"] for error in control(book, "tfe_audit_source_error")] == ["malformed", "malformed"]
+    assert [key(event) for event in book.events()] == trail(emu), "an audit event was lost, repeated or out of order"
+    assert_clean(book.text)
+    assert secret not in book.text
+

@@ -109,7 +109,7 @@ def test_returns_events_oldest_first_without_dest(emulator, secret, order):
     assert [e["id"] for e in since["events"]] == trail_ids(emulator)[20:]
 
 
-def test_max_events_returns_the_oldest_and_next_since_goes_on_without_a_gap(emulator, secret, order):
+def test_max_events_returns_the_oldest_and_next_since_goes_on_for_events_listed_in_time(emulator, secret, order):
     emulator.seed_events(ORG, 2505)
     capped = run(emulator, secret, max_events=50)
     assert [e["id"] for e in capped["events"]] == trail_ids(emulator)[:50]
