@@ -137,6 +137,18 @@ class AuditTrailSource:
                                                       "hostname": self.options.connection.base_url,
                                                       "at": feed.now_text()}})
 
+    async def _ahead(self, ahead):
+        """Once for the events of a poll dated ahead of the controller's clock (each is emitted once)."""
+        moment, event_id = ahead[0]
+        message = ("%d audit event(s) are dated more than 5 minutes ahead of this controller's clock (the first: %s "
+                   "at %s); they were emitted, and the position did not move to their time, so events still to come "
+                   "are not skipped. Check the clocks of the controller and of HCP Terraform."
+                   % (len(ahead), event_id, moment))
+        logger.warning("%s", message)
+        await self._put({"tfe_audit_source_warning": {"message": message, "kind": "ahead",
+                                                      "hostname": self.options.connection.base_url,
+                                                      "at": feed.now_text()}})
+
     # -- one poll ------------------------------------------------------------------------------
 
     def _client_for(self, token):
@@ -221,6 +233,8 @@ class AuditTrailSource:
             if self._clock() - last_save >= SAVE_EVERY:
                 await self._save()
                 last_save = self._clock()
+        if self.position.ahead:
+            await self._ahead(self.position.ahead)
         if count:
             logger.debug("emitted %d audit event(s), now at %s", count, self.position.emitted.newest)
             # A rulebook stopped by a signal the JVM handles exits at once, without cancelling its sources: the

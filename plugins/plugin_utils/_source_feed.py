@@ -98,6 +98,7 @@ class Position:
         self._walk_ends = collections.deque()
         self._reading_at = None  # when the walk being emitted began
         self._trimmed = 0  # how many events recorded at the last trim
+        self.ahead = []  # (time, id) of the events of the last walk dated ahead of the controller's clock
         # A start position from since (above all "now") is written at once, so a restart does not take a new "now".
         self._saved = self.recorded.to_dict() if from_state or self.recorded.empty else None
 
@@ -131,8 +132,11 @@ class Position:
         ``emitted`` moves past each as it is yielded. ``key`` (``(time, id)``, or ``(None, digest)`` for an event
         that cannot be read) is what :meth:`record` takes once the engine has the event."""
         self._reading_at = read_at = _time.format_time(walk.started)
+        self.ahead = []
         events = _feed.follow(spool, self.emitted, walk.started, lookback=self.lookback)
-        for moment, event_id, line, dummy_ahead in events:
+        for moment, event_id, line, ahead in events:
+            if ahead:
+                self.ahead.append((moment, event_id))
             yield (moment, event_id), line
         self.emitted.finish_walk(read_at, self.lookback)
         self._walk_ends.append((self.emitted.exported, read_at))

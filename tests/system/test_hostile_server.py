@@ -195,6 +195,9 @@ def test_answers_nested_too_deeply_never_end_in_a_traceback(emulator, admin_toke
          "register": "create"},
         {"name": "events", "tfe.audit.tfe_audit_trail_events": {"hostname": emulator.url, "token": trail_token},
          "register": "events"},
+        {"name": "save the events", "ansible.builtin.copy": {"dest": "{{ playbook_dir }}/events.json", "mode": "0600",
+                                                            "content": "{{ events.events | default([]) | to_json }}"},
+         "register": "saved"},
     ]
     run = run_playbook(outcome_playbook(tasks), env={"TFE_TOKEN": admin_token})
     assert run.rc == 0, run
@@ -208,6 +211,10 @@ def test_answers_nested_too_deeply_never_end_in_a_traceback(emulator, admin_toke
         assert emulator.url in outcomes[case]["msg"]
     # The page's other event is read, the deep one delivered as it came (the feed marks it unreadable).
     assert not outcomes["events"]["failed"], outcomes["events"]
+    events = json.loads((run.workdir / "events.json").read_text())
+    assert [event.get("id") for event in events if "id" in event] == ["ev-1"]
+    unreadable = [event["tfe_audit_unreadable"] for event in events if "tfe_audit_unreadable" in event]
+    assert len(unreadable) == 1 and "nested" in unreadable[0]["reason"] and len(events) == 2
 
 
 def test_a_created_token_is_kept_when_its_expiry_is_beyond_year_9999(emulator, admin_token, run_playbook):

@@ -248,10 +248,12 @@ def test_an_event_dated_2099_comes_once_and_the_feed_goes_on_across_a_restart(em
     emulator.add_event(ORG, timestamp="2099-01-01T00:00:00.000Z", id="far-ahead")
     state = tmp_path / "state.json"
     args = args_for(emulator, secret, state_file=str(state))
-    first = first_events(args, 2)  # the token's own creation, then the one from 2099
-    assert [event["tfe_audit"]["id"] for event in first][-1] == "far-ahead"
+    first = first_events(args, 3)  # the token's own creation, the one from 2099, and the warning about it
+    assert [event["tfe_audit"]["id"] for event in first if "tfe_audit" in event] == [trail(emulator)[0][1], "far-ahead"]
+    warning = control(first, "tfe_audit_source_warning")
+    assert len(warning) == 1 and warning[0]["kind"] == "ahead" and "far-ahead" in warning[0]["message"]
     emulator.seed_events(ORG, count=10, step_seconds=0.001)
-    later = events_within(args, 1.5)  # a restart: it starts, and the 10 come, the 2099 one not again
+    later = events_within(args, 1.5)  # a restart: it starts, and the 10 come, the 2099 one not again, nor its warning
     assert len(later) == 10 and "far-ahead" not in json.dumps(later)
 
 
