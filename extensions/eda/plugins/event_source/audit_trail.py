@@ -47,9 +47,9 @@ description:
     acknowledged it.
   - The source never stops by itself. It reports its own condition as events C(tfe_audit_source_error),
     C(tfe_audit_source_recovered), C(tfe_audit_token_stale) (HTTP 401, one per token), C(tfe_audit_gap) and
-    C(tfe_audit_source_warning) (kind C(silent_trail): the trail listed nothing where events were delivered before,
-    because of a user or team token or an audit trail turned off, once until events come again; kind C(ahead):
-    events dated more than 5 minutes ahead of the controller's clock were emitted).
+    C(tfe_audit_source_warning) (kind C(silent_trail) when the trail listed nothing where events were delivered
+    before, because of a user or team token or an audit trail turned off, once until events come again; kind
+    C(ahead) when events dated more than 5 minutes ahead of the controller's clock were emitted).
   - No event and no log line of the source holds a token it knows (masked as V(********)). A literal O(token)
     is printed by C(ansible-rulebook -vv) itself with the source's arguments, so the source warns at start.
   - The connection options (O(hostname), O(validate_certs), O(ca_path), O(timeout), O(max_retries),
