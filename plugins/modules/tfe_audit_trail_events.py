@@ -67,8 +67,8 @@ options:
         them, or holds all of them when they alone exceed the limit), so RV(next_position) passed as O(position)
         continues without a gap or a repeat.
       - Every page after the position is still read, because the oldest events may be on the last page.
-      - Events that cannot be read (see RV(events)) come on top of the limit, with the run that lists them: they
-        have no time at which a later run could take them up.
+      - Events that cannot be read (see RV(events)) come on top of the limit, with the run that lists them, because
+        they have no time at which a later run could take them up.
     type: int
   dest:
     description:
