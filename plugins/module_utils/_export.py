@@ -23,7 +23,7 @@ from ansible_collections.tfe.audit.plugins.module_utils._cursor import (
 )
 from ansible_collections.tfe.audit.plugins.module_utils._dest import Dest, reconcile
 from ansible_collections.tfe.audit.plugins.module_utils._errors import FeedError
-from ansible_collections.tfe.audit.plugins.module_utils._feed import follow, gap, silent_trail, walk
+from ansible_collections.tfe.audit.plugins.module_utils._feed import ahead_warning, follow, gap, silent_trail, walk
 from ansible_collections.tfe.audit.plugins.module_utils._spool import Spool, split_key
 from ansible_collections.tfe.audit.plugins.module_utils._time import format_time, utcnow
 
@@ -52,10 +52,7 @@ class _Ahead:
 
     def warn(self, warn):
         if self.count:
-            warn("%d audit event(s) are dated more than 5 minutes ahead of this controller's clock (the first: %s at "
-                 "%s); they were delivered, and the position did not move to their time, so events still to come are "
-                 "not skipped. Check the clocks of the controller and of HCP Terraform." % (
-                     self.count, self.first[1], self.first[0]))
+            warn(ahead_warning(self.count, self.first))
 
 
 def read_events(fetch, options, warn, now=None):

@@ -318,6 +318,14 @@ def silent_trail(position, seen, now, lookback=None):
             % (what, " or it had no activity" if start is None else ""))
 
 
+def ahead_warning(count, first):
+    """The warning for ``count`` events dated later than the controller's clock allows, ``first`` (time, id)."""
+    return ("%d audit event(s) are dated more than %d minutes ahead of this controller's clock (the first: %s at %s); "
+            "they were delivered, and the position did not move to their time, so events still to come are not "
+            "skipped. Check the clocks of the controller and of HCP Terraform."
+            % (count, FUTURE_ALLOWANCE.total_seconds() // 60, first[1], first[0]))
+
+
 def follow(spool, position, now, limit=None, lookback=None):
     """The spool's events in key order, each once, as ``(time or None, id or digest, line, ahead)``, recording each
     in ``position`` as it is taken; at most ``limit`` events with a time, and every event that cannot be read (they

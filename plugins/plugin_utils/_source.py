@@ -139,11 +139,7 @@ class AuditTrailSource:
 
     async def _ahead(self, ahead):
         """Once for the events of a poll dated ahead of the controller's clock (each is emitted once)."""
-        moment, event_id = ahead[0]
-        message = ("%d audit event(s) are dated more than 5 minutes ahead of this controller's clock (the first: %s "
-                   "at %s); they were emitted, and the position did not move to their time, so events still to come "
-                   "are not skipped. Check the clocks of the controller and of HCP Terraform."
-                   % (len(ahead), event_id, moment))
+        message = _feed.ahead_warning(len(ahead), ahead[0])
         logger.warning("%s", message)
         await self._put({"tfe_audit_source_warning": {"message": message, "kind": "ahead",
                                                       "hostname": self.options.connection.base_url,

@@ -43,11 +43,15 @@ def test_a_secret_in_the_arguments_is_refused_where_the_module_cannot_run_pipeli
     assert "stored" not in result["msg"] and "api-token" not in result["msg"]
 
 
-def test_without_a_secret_in_the_arguments_it_runs_even_unpipelined(run_action):
-    """The API token from TFE_TOKEN is read where the module runs; an empty known_token says none is held."""
-    result, calls, dummy = run(run_action, dict(known_token=""), become="su")
+@pytest.mark.parametrize("become", [None, "su"])
+def test_without_a_secret_in_the_arguments_it_runs_as_configured(run_action, become):
+    """The API token from TFE_TOKEN is read where the module runs; an empty known_token says none is held. Nothing
+    secret would be written, so pipelining is left as configured (off by default: it costs time on a local
+    connection)."""
+    result, calls, connection = run(run_action, dict(known_token=""), become=become)
 
     assert not result.get("failed") and [pipelined for dummy, dummy2, pipelined in calls] == [False]
+    assert not connection.get_option("pipelining")
 
 
 def test_keep_remote_files_refuses_a_secret_and_says_so(run_action, monkeypatch):

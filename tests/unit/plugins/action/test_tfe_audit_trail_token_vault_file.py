@@ -43,9 +43,10 @@ def test_creates_stores_and_hides_the_result(run_action, tmp_path):
 
     assert not result.get("failed"), result
     assert result["token"] == "new-secret" and result["_ansible_no_log"] is True
+    # Nothing stored yet: no secret in the module's arguments, so pipelining stays as configured (off).
     assert calls == [("tfe.audit.tfe_audit_trail_token",
-                      dict(organization="acme", lifetime="90d", known_token="", verify_known_token=True), True)]
-    assert connection.get_option("pipelining") is True
+                      dict(organization="acme", lifetime="90d", known_token="", verify_known_token=True), False)]
+    assert not connection.get_option("pipelining")
     assert "%s: !unsafe 'new-secret'" % VAR in decrypt(path)
 
 

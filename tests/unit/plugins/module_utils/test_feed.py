@@ -153,6 +153,23 @@ def test_an_event_listed_up_to_the_lookback_late_is_delivered_once(reading):
     assert len(missed) < len(events)  # the reading matters: without a lookback, late events are lost
 
 
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 30)), max_size=40), st.sampled_from(READINGS),
+       st.integers(1, 9), st.lists(st.integers(1, 20), min_size=1, max_size=8))
+def test_property_events_listed_up_to_the_lookback_late_are_each_delivered_once(shape, reading, page_size, gaps):
+    """Any trail, any listing reading, any page size, each event listed up to the lookback (30 s) after its time,
+    runs at any moments: each event is delivered exactly once."""
+    events = [ev(n, T0 + timedelta(seconds=second)) for n, (second, dummy) in enumerate(shape)]
+    delay = dict((e["id"], timedelta(seconds=late)) for e, (dummy, late) in zip(events, shape))
+    clock = [T0]
+    trail = FakeTrail(events, visible=lambda e: parse_time(e["timestamp"]) + delay[e["id"]] <= clock[0], **reading)
+    position, delivered = Cursor(), []
+    for gap in gaps + [100]:  # the last run comes once every event is listed
+        clock[0] += timedelta(seconds=gap)
+        delivered += collect(trail, position, page_size, now=clock[0], lookback=timedelta(seconds=30))[0]
+    assert sorted(delivered) == sorted(e["id"] for e in events) and len(delivered) == len(set(delivered))
+
+
 # -- broken and hostile pages ----------------------------------------------------------------------------
 
 
