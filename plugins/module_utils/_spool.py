@@ -114,14 +114,15 @@ class Spool:
         self.line_bytes += sum(len(line) + 1 for dummy, line in items)
 
     def _groups(self):
-        """The runs in key order, grouped so that runs of different groups share no key range."""
+        """The runs in key order, grouped so that runs of different groups share no key but the one where two
+        meet (keyset paging asks for the last event of a page again: the next page starts with it)."""
         group, last = [], None
         for run in sorted(self._runs):
-            if group and run[0] > last:
+            if group and run[0] >= last:
                 yield group
                 group = []
             group.append(run)
-            last = run[1] if last is None or len(group) == 1 else max(last, run[1])
+            last = run[1] if len(group) == 1 else max(last, run[1])
         if group:
             yield group
 
@@ -130,20 +131,27 @@ class Spool:
         runs = [_records(self._fd, offset, size, chunk) for dummy, dummy_last, offset, size, dummy_n in group]
         return runs[0] if len(runs) == 1 else _distinct(heapq.merge(*runs, key=lambda record: record[0]))
 
+    def _meeting(self):
+        """``(group, meets)`` of every group: ``meets`` when its first key is the last of the group before."""
+        end = None
+        for group in self._groups():
+            yield group, group[0][0] == end
+            end = max(run[1] for run in group)
+
     def merged(self):
         """Every ``(key, line)`` once, in key order. Only the runs of one overlapping group are read at a time
         (pages overlap only where the listing shifted while it was read); a run alone is read straight."""
-        for group in self._groups():
-            yield from self._merge(group)
+        for group, meets in self._meeting():
+            records = self._merge(group)
+            if meets:
+                next(records)  # given already, as the last of the group before
+            yield from records
 
     def distinct_count(self):
         """How many different keys the runs hold, reading only the runs that overlap another."""
         count = 0
-        for group in self._groups():
-            if len(group) == 1:
-                count += group[0][4]
-            else:
-                count += sum(1 for dummy in self._merge(group))
+        for group, meets in self._meeting():
+            count += (group[0][4] if len(group) == 1 else sum(1 for dummy in self._merge(group))) - meets
         return count
 
     def close(self):

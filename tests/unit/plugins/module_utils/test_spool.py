@@ -76,3 +76,22 @@ def test_merge_buffers_share_a_budget(monkeypatch):
         assert spool.distinct_count() == 5000
         assert [split_key(key)[0] for key, dummy in spool.merged()] == sorted(
             format_time(T0 + timedelta(milliseconds=i)) for i in range(100) for dummy in range(50))
+
+
+def test_pages_that_meet_at_one_event_are_read_one_at_a_time(monkeypatch):
+    """Keyset paging (oldest first) asks for a page's last event again: each page starts with the one before's
+    last. Such pages are not one group of overlapping runs (which held a buffer for each of them at once)."""
+    merged_groups = []
+    real_merge = Spool._merge
+
+    def counted(self, group):
+        merged_groups.append(len(group))
+        return real_merge(self, group)
+
+    monkeypatch.setattr(Spool, "_merge", counted)
+    keys = [spool_key(format_time(T0 + timedelta(milliseconds=i)), "e%d" % i) for i in range(301)]
+    with Spool() as spool:
+        for page in range(100):
+            spool.add([(key, b"x") for key in keys[page * 3:page * 3 + 4]])  # 4 keys, the first the last before
+        assert [key for key, dummy in spool.merged()] == keys
+        assert spool.distinct_count() == 301 and set(merged_groups) == {1}
