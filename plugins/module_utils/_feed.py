@@ -107,7 +107,7 @@ def read_event(item):
         return spool_key(_time.canonical_time(timestamp), event_id), line
     except _time.TimeError:
         return unreadable_event(line, _DIGEST_ENCODE(item).encode("utf-8"),
-                           "its timestamp is not an RFC 3339 date-time within the years 1 to 9999")
+                                "its timestamp is not an RFC 3339 date-time within the years 1 to 9999")
 
 
 # -- one page -------------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class Spool:
         for group, meets in self._meeting():
             records = self._merge(group)
             if meets:
-                next(records)  # given already, as the last of the group before
+                next(records, None)  # given already, as the last of the group before
             yield from records
 
     def distinct_count(self):

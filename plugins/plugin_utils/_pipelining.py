@@ -70,7 +70,7 @@ def run_pipelined(action, module_name, module_args, wrap_async=False):
         raise AnsibleActionFail(
             "refusing to run %s: its arguments hold a secret (%s), and %s, so ansible-core would write them to a temp "
             "file in clear text. %s; the module did not run" % (module_name, ", ".join(secrets),
-                                                             *_why_not(connection, wrap_async)))
+                                                                *_why_not(connection, wrap_async)))
 
 
 def _why_not(connection, wrap_async=False):

@@ -88,4 +88,3 @@ def test_broken_pages_are_error_events_and_lose_nothing_in_the_engine(emulator_f
     assert [key(event) for event in book.events()] == trail(emu), "an audit event was lost, repeated or out of order"
     assert_clean(book.text)
     assert secret not in book.text
-

@@ -195,9 +195,9 @@ def test_answers_nested_too_deeply_never_end_in_a_traceback(emulator, admin_toke
          "register": "create"},
         {"name": "events", "tfe.audit.tfe_audit_trail_events": {"hostname": emulator.url, "token": trail_token},
          "register": "events"},
-        {"name": "save the events", "ansible.builtin.copy": {"dest": "{{ playbook_dir }}/events.json", "mode": "0600",
-                                                            "content": "{{ events.events | default([]) | to_json }}"},
-         "register": "saved"},
+        {"name": "save the events", "register": "saved", "ansible.builtin.copy": {
+            "dest": "{{ playbook_dir }}/events.json", "mode": "0600",
+            "content": "{{ events.events | default([]) | to_json }}"}},
     ]
     run = run_playbook(outcome_playbook(tasks), env={"TFE_TOKEN": admin_token})
     assert run.rc == 0, run
