@@ -74,6 +74,7 @@ class FileLock:
                 return True
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    self.release()  # the descriptor is not left open
                     raise
             if time.monotonic() >= deadline:
                 self.release()
