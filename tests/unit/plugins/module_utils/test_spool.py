@@ -38,16 +38,22 @@ def test_spool_merges_runs_oldest_first_and_drops_repeats():
         assert spool.distinct_count() == 5 and spool.records == 6
 
 
-def test_the_merge_reads_one_group_of_overlapping_runs_at_a_time(monkeypatch):
-    """1000 pages of a newest-first listing that never overlap: each run is read on its own, straight through."""
-    merged_groups = []
+@pytest.fixture
+def merged_groups(monkeypatch):
+    """The size of each group of runs the spool merges, as it merges them."""
+    sizes = []
     real_merge = Spool._merge
 
     def counted(self, group):
-        merged_groups.append(len(group))
+        sizes.append(len(group))
         return real_merge(self, group)
 
     monkeypatch.setattr(Spool, "_merge", counted)
+    return sizes
+
+
+def test_the_merge_reads_one_group_of_overlapping_runs_at_a_time(merged_groups):
+    """1000 pages of a newest-first listing that never overlap: each run is read on its own, straight through."""
     with Spool() as spool:
         for page in range(1000):
             start = T0 + timedelta(seconds=1000 - page)
@@ -78,17 +84,9 @@ def test_merge_buffers_share_a_budget(monkeypatch):
             format_time(T0 + timedelta(milliseconds=i)) for i in range(100) for dummy in range(50))
 
 
-def test_pages_that_meet_at_one_event_are_read_one_at_a_time(monkeypatch):
+def test_pages_that_meet_at_one_event_are_read_one_at_a_time(merged_groups):
     """Keyset paging (oldest first) asks for a page's last event again: each page starts with the one before's
     last. Such pages are not one group of overlapping runs (which held a buffer for each of them at once)."""
-    merged_groups = []
-    real_merge = Spool._merge
-
-    def counted(self, group):
-        merged_groups.append(len(group))
-        return real_merge(self, group)
-
-    monkeypatch.setattr(Spool, "_merge", counted)
     keys = [spool_key(format_time(T0 + timedelta(milliseconds=i)), "e%d" % i) for i in range(301)]
     with Spool() as spool:
         for page in range(100):

@@ -119,25 +119,35 @@ def test_without_both_the_depth_of_the_queue_tells_what_was_taken(emulator, secr
     assert ("handed the source no feedback queue" in caplog.text) == warned
 
 
+def calls_of(monkeypatch, method):
+    """The size of the position's set of ids at each call of ``Cursor.<method>``, as the source runs."""
+    sizes = []
+    original = getattr(_cursor.Cursor, method)
+
+    def counting(cursor, *args):
+        sizes.append(len(cursor.seen))
+        return original(cursor, *args)
+
+    monkeypatch.setattr(_cursor.Cursor, method, counting)
+    return sizes
+
+
+def drain(emulator, secret, count):
+    """Run the source (page_size 1000, one poll) until it has put ``count`` events."""
+    async def scenario():
+        source = Running(args_for(emulator, secret, page_size=1000, interval=30))
+        await source.take(count)
+        await source.stop()
+
+    run(scenario())
+
+
 def test_recording_an_event_does_not_copy_the_position(emulator, secret, monkeypatch):
     """The position (its set of ids) is copied once per poll, not once per event: with many events in one
     millisecond, a copy per event made emitting them quadratic."""
     emulator.seed_events(ORG, count=3000, timestamp=format_time(datetime.now(timezone.utc) - timedelta(hours=1)))
-    copies = []
-    original = _cursor.Cursor.copy
-
-    def counting_copy(cursor):
-        copies.append(len(cursor.seen))
-        return original(cursor)
-
-    monkeypatch.setattr(_cursor.Cursor, "copy", counting_copy)
-
-    async def scenario():
-        source = Running(args_for(emulator, secret, page_size=1000, interval=30))
-        await source.take(3001)
-        await source.stop()
-
-    run(scenario())
+    copies = calls_of(monkeypatch, "copy")
+    drain(emulator, secret, 3001)
     assert len(copies) <= 5, "the position was copied %d times for 3001 events" % len(copies)
 
 
@@ -148,21 +158,8 @@ def test_a_backlog_inside_the_lookback_is_trimmed_every_so_many_events_not_after
 
     monkeypatch.setattr(_feed, "TRIM_EVERY", 100)
     emulator.seed_events(ORG, count=1000, step_seconds=0.1)  # the last 100 s
-    trims = []
-    original = _cursor.Cursor.trim
-
-    def counting_trim(cursor, read_at, lookback):
-        trims.append(len(cursor.seen))
-        return original(cursor, read_at, lookback)
-
-    monkeypatch.setattr(_cursor.Cursor, "trim", counting_trim)
-
-    async def scenario():
-        source = Running(args_for(emulator, secret, page_size=1000, interval=30))
-        await source.take(1001)
-        await source.stop()
-
-    run(scenario())
+    trims = calls_of(monkeypatch, "trim")
+    drain(emulator, secret, 1001)
     # The walk's own trims (every TRIM_EVERY events emitted), the recorder's (every TRIM_EVERY recorded), and those
     # of finish_walk: about 2 x 1001 / 100, never one per event.
     assert 0 < len(trims) <= 2 * (1001 // 100) + 6, "trimmed %d times for 1001 events" % len(trims)
