@@ -16,7 +16,7 @@ import json
 import re
 import zlib
 
-from ansible_collections.tfe.audit.plugins.module_utils._errors import TfeError
+from ansible_collections.tfe.audit.plugins.module_utils._errors import MASK, TfeError
 from ansible_collections.tfe.audit.plugins.module_utils._jsonsplit import split_array, split_object
 from ansible_collections.tfe.audit.plugins.module_utils._time import TimeError, parse_time
 
@@ -27,16 +27,13 @@ CHUNK = 64 * 1024
 ACCEPT_ENCODING = "gzip, deflate"
 
 
-HIDDEN = "********"
-
-
 def server_text(value, limit=300, hide=()):
     """Text from the server (an error detail, a header) fit for a message: each secret in ``hide`` (the tokens
     the request sent) masked before anything is cut, so that no part of one is left; control characters as
     spaces; at most ``limit`` characters. A hostile server could otherwise flood the output or forge log lines."""
     text = str(value)
     for secret in hide:
-        text = text.replace(secret, HIDDEN) if secret else text
+        text = text.replace(secret, MASK) if secret else text
     text = "".join(" " if ord(char) < 32 or ord(char) == 127 else char for char in text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 

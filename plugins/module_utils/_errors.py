@@ -9,8 +9,12 @@ Private to the collection (leading underscore): free to change between releases.
 Each error is raised once, where the failure is found, with the words a person needs; code in between
 lets it pass. A module's edge (``TfeModule.run``) turns any :class:`TfeAuditError` into ``fail_json``;
 the event source turns it into an event. A message never holds a secret, nor a value the server sent
-unless it went through ``server_text`` (control characters removed, length capped).
+unless it went through ``server_text`` (the request's secrets masked, control characters removed, length
+capped).
 """
+
+# What stands for a secret wherever one would show, as ansible-core's no_log values do.
+MASK = "********"
 
 
 class TfeAuditError(Exception):

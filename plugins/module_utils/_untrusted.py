@@ -36,6 +36,8 @@ import json
 import logging
 import re
 
+from ansible_collections.tfe.audit.plugins.module_utils._errors import MASK
+
 # The default start strings of Jinja's blocks, variables and comments: "{" followed by "{", "%" or "#".
 _START_STRING = re.compile(r"\{(?=[{%#])")
 # Every string, key or value, of a JSON document, as written in it (escapes included).
@@ -43,7 +45,6 @@ _JSON_STRING = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.S)
 # ansible-core's JINJA2_OVERRIDE: a string that starts with it may redefine every delimiter.
 _OVERRIDE_HEADER = "#jinja2:"
 REFUSED = "(refused: ansible-core would read this text as a template)"
-MASK = "********"
 
 # Audit events repeat most of their strings (keys, types, actions, who): each is checked once.
 _CHECKED_LIMIT = 65536
