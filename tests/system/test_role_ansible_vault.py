@@ -11,6 +11,7 @@ import os
 import stat
 import subprocess
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,24 @@ def test_a_token_regenerated_outside_ansible_is_replaced_and_stored(emulator, ro
     assert stored == live(emulator)
     assert stored not in (old, outside)
     assert (run.workdir / "fact.sha256").read_text() == sha256(stored)
+
+
+def test_a_token_over_a_lowered_lifetime_policy_is_rotated_like_a_stale_one(emulator, role):
+    """The organization lowers its maximum lifetime for audit trail tokens below the stored token's: HCP Terraform
+    answers 401 for it from then on, and the role stores a new one, within the policy."""
+    first = role()
+    assert first.rc == 0, first
+    old = live(emulator)
+    emulator.set_token_ttl_policy("acme", timedelta(days=30))
+
+    run = role()
+
+    assert run.rc == 0, run
+    assert changed_count(run) == 1
+    stored = decrypt(run.workdir / VAULT_REL)["vault_tfe_audit_trail_token"]
+    assert stored == live(emulator) and stored != old
+    expires = datetime.strptime(emulator.audit_trail_token("acme")["expired_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert expires.replace(tzinfo=timezone.utc) <= datetime.now(timezone.utc) + timedelta(days=30, minutes=1)
 
 
 # -- vault file deleted ----------------------------------------------------------------------------

@@ -172,6 +172,20 @@ def test_token_regenerated_outside_ansible_is_replaced(role, emulator, openbao):
     assert role().changed == 0
 
 
+def test_a_token_over_a_lowered_lifetime_policy_is_rotated_like_a_stale_one(role, emulator, openbao):
+    assert role().rc == 0
+    old = emulator.audit_trail_token(ORG)["token"]
+    emulator.set_token_ttl_policy(ORG, 30 * 24 * 3600)  # below the two years the stored token lives
+
+    run = role()
+
+    assert run.rc == 0, run
+    assert run.changed == 2, run
+    live = assert_stored_live(openbao, emulator, version=2)
+    assert live["token"] != old
+    assert role().changed == 0
+
+
 # -- KV entry deleted -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["soft-delete", "metadata-delete"])
