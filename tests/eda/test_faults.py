@@ -2,6 +2,7 @@
 """The source never stops by itself: a 429 storm and a 30 s outage, each one error event and one recovered event,
 no audit event lost or repeated; in both listing orders, in the real engine."""
 
+import json
 import time
 
 import pytest
@@ -86,5 +87,40 @@ def test_broken_pages_are_error_events_and_lose_nothing_in_the_engine(emulator_f
     book.stop()
     assert [error["kind"] for error in control(book, "tfe_audit_source_error")] == ["malformed", "malformed"]
     assert [key(event) for event in book.events()] == trail(emu), "an audit event was lost, repeated or out of order"
+    assert_clean(book.text)
+    assert secret not in book.text
+
+
+def test_odd_events_come_once_and_the_feed_goes_on_across_a_restart_in_the_engine(emulator_factory, rulebook,
+                                                                                  tmp_path):
+    """An event dated 2099 (once, one warning, the position stays where real events are) and one nested 5,000 deep
+    (once, unreadable): neither ends the rulebook, and after a restart only the new events come."""
+    emu = emulator_factory("newest")
+    secret = emu.regenerate_audit_trail_token("acme")["token"]
+    write_token(tmp_path / "token", secret)
+    emu.seed_events("acme", count=3)
+    emu.add_event("acme", timestamp="2099-01-01T00:00:00.000Z", id="far-ahead")
+    emu.add_fault(method="GET", path="audit-trail", count=1, mangle=[{"nest": "data.1.resource.meta", "depth": 5000}])
+    book = rulebook(source_rulebook(hostname=emu.url, interval=1, token_file=str(tmp_path / "token"),
+                                    state_file=str(tmp_path / "state.json"))).start()
+    book.wait_count(1, 60, name="tfe_audit_unreadable")
+    book.wait_count(1, 10, name="tfe_audit_source_warning")
+    # The token's creation, the three seeded and the one from 2099: the one answered nested once comes readable
+    # too, when the next poll reads the lookback window again and the server sends it whole.
+    book.wait_count(5, 10)
+    time.sleep(2.5)  # a repeat would have arrived by now
+    assert [event["tfe_audit"]["id"] for event in book.events()].count("far-ahead") == 1
+    assert len(book.events(name="tfe_audit_unreadable")) == 1 and control(book, "tfe_audit_source_error") == []
+    assert control(book, "tfe_audit_source_warning")[0]["kind"] == "ahead"
+    book.stop()
+    assert_clean(book.text)
+
+    emu.seed_events("acme", count=5, step_seconds=0.001)
+    book.start()
+    book.wait_count(5, 30)
+    time.sleep(2.5)
+    assert [key(event) for event in book.events()] == [k for k in trail(emu) if k[1] != "far-ahead"][-5:]
+    assert "far-ahead" not in json.dumps(book.records()) and book.events(name="tfe_audit_unreadable") == []
+    book.stop()
     assert_clean(book.text)
     assert secret not in book.text
