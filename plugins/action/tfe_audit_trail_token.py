@@ -2,9 +2,10 @@
 # Copyright: tfe.audit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Runs the tfe_audit_trail_token module pipelined, and hides its output whenever it carries a new secret.
+"""Runs the tfe_audit_trail_token module pipelined when its arguments hold a secret, and hides its output whenever
+it carries a new secret.
 
-Its arguments may hold a stored secret (``known_token``) and the API token: the module runs pipelined,
+Its arguments may hold a stored secret (``known_token``) and the API token: then the module runs pipelined,
 so they are never written to a temp file, or not at all (``plugin_utils/_pipelining.py``). Its result
 is hidden whenever it holds the new secret, its warnings shown all the same (``_hidden_result.py``).
 """

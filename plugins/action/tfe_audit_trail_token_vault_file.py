@@ -12,8 +12,8 @@ file, reserves the space for what it may write, runs ``tfe.audit.tfe_audit_trail
 ``plugins/plugin_utils/`` (``_store_run.py`` and the modules it uses); this plugin is orchestration.
 
 Every failure that can be found without the API is found before the first API call. The plaintext
-never touches the disk: it is encrypted in memory, and the module runs pipelined (also under become), so
-its arguments (the stored secret, the API token) are not written to a temp file either; where it cannot
+never touches the disk: it is encrypted in memory, and the module runs pipelined (also under become) whenever
+its arguments hold the stored secret or the API token, so these are not written to a temp file either; where it cannot
 run pipelined and they hold a secret, the task is refused (``_pipelining.py``).
 """
 

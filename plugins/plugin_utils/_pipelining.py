@@ -7,9 +7,10 @@
 Unless a module runs pipelined, ansible-core writes it, with its arguments inside (AnsiballZ), to a temp
 file where it runs, and keeps that file for the whole module run (for good with ANSIBLE_KEEP_REMOTE_FILES):
 a stored secret (``known_token``) or the API token (``token``, also from ``module_defaults``) would be on
-disk in clear text. Pipelining is off by default in ansible-core, so the actions of the token modules turn
-it on for their own task wherever the connection and the become method allow it, and refuse to run a
-module that would still be written to disk with a secret in its arguments.
+disk in clear text. Pipelining is off by default in ansible-core, so the collection's actions turn it on for
+their own task when its arguments hold a secret, wherever the connection and the become method allow it, and
+refuse to run a module that would still be written to disk with a secret in its arguments. A task without
+one runs as configured: pipelining through the local connection costs the module about 45 ms per task.
 
 Private to the collection (leading underscore): free to change between releases.
 """
@@ -29,7 +30,8 @@ SECRET_OPTIONS = ("known_token", "token", "tfe_token")
 
 class PipelinedAction(ActionBase):
     """The action of a module whose arguments may hold a secret (every module of the collection takes ``token``):
-    the module runs pipelined, or the task fails before anything runs. Subclasses name ``MODULE``."""
+    with a secret in its arguments the module runs pipelined, or the task fails before anything runs. Subclasses
+    name ``MODULE``."""
 
     _supports_check_mode = True
     MODULE = None
